@@ -1,0 +1,77 @@
+//! Command-line definitions (SPEC §6). Every flag may also come from a `PAYOUT_*` variable,
+//! then from `payout.toml` (see `settings`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::domain::period::Period;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "payout",
+    version,
+    about = "Batch payout processing for a partner incentive program"
+)]
+pub struct Cli {
+    /// Input directory (partners.csv, programs.toml, revenue/, …). Default `fixtures/`.
+    #[arg(long = "data", env = "PAYOUT_DATA", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Report directory, one folder per period. Default `reports/`.
+    #[arg(long = "reports", env = "PAYOUT_REPORTS", global = true)]
+    pub reports_dir: Option<PathBuf>,
+    /// `sqlite://FILE` (default `sqlite://payout.db`) or `postgres://…`.
+    #[arg(
+        long,
+        env = "PAYOUT_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// `smtp://host:port` or `smtps://…`; without it mail is written as .eml files.
+    #[arg(long, env = "PAYOUT_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Where .eml files go without an SMTP URL. Default `reports/outbox/`.
+    #[arg(long = "mail-dir", env = "PAYOUT_MAIL_DIR", global = true)]
+    pub mail_dir: Option<PathBuf>,
+    /// Settings file read for anything not given as a flag or variable.
+    #[arg(
+        long,
+        env = "PAYOUT_CONFIG",
+        global = true,
+        default_value = "payout.toml"
+    )]
+    pub config: PathBuf,
+    /// Log format on standard error.
+    #[arg(long, env = "PAYOUT_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest new revenue, check eligibility, compute and write the draft reports of a period.
+    Run {
+        #[arg(long, env = "PAYOUT_PERIOD")]
+        period: Period,
+    },
+    /// Finalise a period: statements, balance movements and statement emails, once.
+    Close {
+        #[arg(long, env = "PAYOUT_PERIOD")]
+        period: Period,
+    },
+    /// Periods, runs, outbox and exceptions at a glance.
+    Status {
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}

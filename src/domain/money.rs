@@ -1,0 +1,371 @@
+//! Exact money: currencies, validated decimal text, fixed-point line arithmetic and
+//! half-even rounding. The only module that rounds (SPEC §3). Floats never appear here.
+//!
+//! Scales: revenue amounts are integers of 10^-6 (`AMOUNT_SCALE`, SPEC §7.5 allows at most 6
+//! decimal places), rates and FX rates integers of 10^-10 (`RATE_SCALE`), so an unconverted line
+//! earning is exact at scale 16 (`EARNING_SCALE`). amount × rate × FX is computed in 256 bits,
+//! because it can need more than the 28 digits of `rust_decimal` or the 38 of `i128`.
+
+use std::fmt;
+
+use ethnum::I256;
+use rust_decimal::Decimal;
+
+/// Decimal places of a revenue amount, as validated (SPEC §7.5).
+pub const AMOUNT_SCALE: u32 = 6;
+/// Decimal places a program rate or an FX rate may have; more is a configuration error.
+pub const RATE_SCALE: u32 = 10;
+/// Scale of an exact line earning and of period sums before rounding.
+pub const EARNING_SCALE: u32 = AMOUNT_SCALE + RATE_SCALE;
+/// Converted lines are rounded to this many places before the period sum (SPEC §3, §7.13).
+pub const CONVERTED_SCALE: u32 = 6;
+
+/// An ISO 4217 currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency(iso_currency::Currency);
+
+impl Currency {
+    /// Strictly three upper-case letters naming an ISO 4217 code.
+    pub fn parse(code: &str) -> Option<Self> {
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        iso_currency::Currency::from_code(code).map(Self)
+    }
+
+    pub fn code(self) -> &'static str {
+        self.0.code()
+    }
+
+    /// Minor units of the currency (2 for USD, 0 for JPY, 3 for KWD); `None` for codes such
+    /// as XAU that cannot be a payout currency.
+    pub fn minor_units(self) -> Option<u32> {
+        self.0.exponent().map(u32::from)
+    }
+}
+
+impl PartialOrd for Currency {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Currency {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.code().cmp(other.code())
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalTextError {
+    #[error("not a plain decimal (expected -?digits[.digits])")]
+    NotDecimal,
+    #[error("more than {0} decimal places")]
+    TooManyPlaces(u32),
+    #[error("out of range")]
+    OutOfRange,
+}
+
+/// Parses `-?digits[.digits]` with at most `max_places` decimals into an integer of
+/// 10^-`scale` (`scale >= max_places`). The text is checked before any arithmetic, so no
+/// reader can round it first (SPEC §7.5).
+pub fn parse_scaled(text: &str, max_places: u32, scale: u32) -> Result<i128, DecimalTextError> {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int_part, frac_part) = match unsigned.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int_part) || frac_part.is_some_and(|f| !digits(f)) {
+        return Err(DecimalTextError::NotDecimal);
+    }
+    let frac = frac_part.unwrap_or("");
+    if frac.len() as u32 > max_places {
+        return Err(DecimalTextError::TooManyPlaces(max_places));
+    }
+    let mut value: i128 = 0;
+    for b in int_part.bytes().chain(frac.bytes()) {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(i128::from(b - b'0')))
+            .ok_or(DecimalTextError::OutOfRange)?;
+    }
+    let shift = scale - frac.len() as u32;
+    value = value
+        .checked_mul(10i128.pow(shift))
+        .ok_or(DecimalTextError::OutOfRange)?;
+    Ok(if negative { -value } else { value })
+}
+
+/// A revenue amount in 10^-6 units. Amounts beyond ±9,223,372,036,854.775807 are
+/// `OutOfRange`: no single revenue line is that large, and it keeps the column 64-bit.
+pub fn parse_amount_micro(text: &str) -> Result<i64, DecimalTextError> {
+    let scaled = parse_scaled(text, AMOUNT_SCALE, AMOUNT_SCALE)?;
+    i64::try_from(scaled).map_err(|_| DecimalTextError::OutOfRange)
+}
+
+/// A program rate or FX rate: its text as configured and its value in 10^-10 units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rate {
+    pub scaled: i128,
+    pub text: String,
+}
+
+impl Rate {
+    pub fn parse(text: &str) -> Result<Self, DecimalTextError> {
+        let scaled = parse_scaled(text, RATE_SCALE, RATE_SCALE)?;
+        Ok(Self {
+            scaled,
+            text: text.to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("arithmetic overflow in an exact amount")]
+pub struct Overflow;
+
+/// `n / d` rounded half to even. `d` must be positive.
+fn div_half_even(n: I256, d: I256) -> I256 {
+    debug_assert!(d > I256::ZERO);
+    let q = n / d;
+    let r = n % d;
+    let twice = r.abs() * 2;
+    let away = twice > d || (twice == d && q % 2 != I256::ZERO);
+    if !away {
+        q
+    } else if n.is_negative() {
+        q - 1
+    } else {
+        q + 1
+    }
+}
+
+fn pow10(exp: u32) -> I256 {
+    I256::from(10u8).pow(exp)
+}
+
+/// The earning of one line at `EARNING_SCALE`: `amount × rate` exactly, or, when the line is
+/// converted, `amount × rate × fx` rounded half-even to 6 places (SPEC §3, §7.13).
+pub fn line_earning(amount_micro: i64, rate: i128, fx: Option<i128>) -> Result<i128, Overflow> {
+    let exact = I256::from(amount_micro) * I256::from(rate);
+    let at_earning_scale = match fx {
+        None => exact,
+        Some(fx) => {
+            // amount(6) × rate(10) × fx(10) has scale 26; round to 6, then widen back to 16.
+            let converted = exact * I256::from(fx);
+            div_half_even(
+                converted,
+                pow10(EARNING_SCALE + RATE_SCALE - CONVERTED_SCALE),
+            ) * pow10(EARNING_SCALE - CONVERTED_SCALE)
+        }
+    };
+    i128::try_from(at_earning_scale).map_err(|_| Overflow)
+}
+
+/// An exact, unrounded sum of line earnings. The only way out is `round_to_minor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExactSum(I256);
+
+impl ExactSum {
+    pub fn add(&mut self, earning: i128) {
+        // 256 bits hold 2^128 lines of the largest i128; no realistic sum can overflow.
+        self.0 += I256::from(earning);
+    }
+
+    /// Half-even to the currency's minor units: the rounding of period totals (SPEC §3).
+    pub fn round_to_minor(self, minor_units: u32) -> Result<Decimal, Overflow> {
+        let rounded = div_half_even(self.0, pow10(EARNING_SCALE - minor_units));
+        let mantissa = i128::try_from(rounded).map_err(|_| Overflow)?;
+        Decimal::try_from_i128_with_scale(mantissa, minor_units).map_err(|_| Overflow)
+    }
+}
+
+/// Writes an amount with exactly the currency's minor units, never `-0` (SPEC §7.12).
+pub fn format_minor(amount: Decimal, minor_units: u32) -> String {
+    let mut rounded = amount.round_dp_with_strategy(
+        minor_units,
+        rust_decimal::RoundingStrategy::MidpointNearestEven,
+    );
+    if rounded.is_zero() {
+        rounded = Decimal::ZERO;
+    }
+    rounded.rescale(minor_units);
+    rounded.to_string()
+}
+
+/// Writes an integer of 10^-`scale` units as exact decimal text with at least `min_places`
+/// decimals (trailing zeros beyond that trimmed).
+pub fn format_scaled(value: i128, scale: u32, min_places: u32) -> String {
+    format_digits(
+        value < 0,
+        value.unsigned_abs().to_string(),
+        scale,
+        min_places,
+    )
+}
+
+fn format_digits(negative: bool, digits: String, scale: u32, min_places: u32) -> String {
+    let width = scale as usize + 1;
+    let padded = format!("{digits:0>width$}");
+    let (int_part, frac_part) = padded.split_at(padded.len() - scale as usize);
+    let mut frac = frac_part.trim_end_matches('0').to_owned();
+    while frac.len() < min_places as usize {
+        frac.push('0');
+    }
+    let is_zero = padded.bytes().all(|b| b == b'0');
+    let sign = if negative && !is_zero { "-" } else { "" };
+    if frac.is_empty() {
+        format!("{sign}{int_part}")
+    } else {
+        format!("{sign}{int_part}.{frac}")
+    }
+}
+
+impl ExactSum {
+    /// The exact sum as text, with at least 6 decimals.
+    pub fn exact_text(self) -> String {
+        format_digits(
+            self.0.is_negative(),
+            self.0.unsigned_abs().to_string(),
+            EARNING_SCALE,
+            CONVERTED_SCALE,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn validates_amount_text_before_parsing() {
+        assert_eq!(parse_amount_micro("1234.5678"), Ok(1_234_567_800));
+        assert_eq!(parse_amount_micro("-3.1"), Ok(-3_100_000));
+        assert_eq!(parse_amount_micro("0.000001"), Ok(1));
+        assert_eq!(
+            parse_amount_micro("1.0000000"),
+            Err(DecimalTextError::TooManyPlaces(6))
+        );
+        for bad in [
+            "1e3", "1,234.50", "NaN", "+5", "", ".5", "5.", "- 5", " 5", "0x10", "١٢",
+        ] {
+            assert_eq!(
+                parse_amount_micro(bad),
+                Err(DecimalTextError::NotDecimal),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_amount_micro("99999999999999999999"),
+            Err(DecimalTextError::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn currencies_know_their_minor_units() {
+        assert_eq!(Currency::parse("USD").unwrap().minor_units(), Some(2));
+        assert_eq!(Currency::parse("JPY").unwrap().minor_units(), Some(0));
+        assert_eq!(Currency::parse("KWD").unwrap().minor_units(), Some(3));
+        assert!(Currency::parse("ABC").is_none());
+        assert!(Currency::parse("usd").is_none());
+    }
+
+    #[test]
+    fn converted_lines_round_half_even_to_six_places() {
+        // 1.000001 × 0.5 × 1 = 0.5000005 → 0.500000 (even); 1.000003 × 0.5 = 0.5000015 → 0.500002
+        let rate = Rate::parse("0.5").unwrap().scaled;
+        let one = Rate::parse("1").unwrap().scaled;
+        assert_eq!(
+            format_scaled(
+                line_earning(1_000_001, rate, Some(one)).unwrap(),
+                EARNING_SCALE,
+                2
+            ),
+            "0.50"
+        );
+        assert_eq!(
+            format_scaled(
+                line_earning(1_000_003, rate, Some(one)).unwrap(),
+                EARNING_SCALE,
+                2
+            ),
+            "0.500002"
+        );
+        // Unconverted lines stay exact.
+        assert_eq!(
+            format_scaled(
+                line_earning(1_000_001, rate, None).unwrap(),
+                EARNING_SCALE,
+                2
+            ),
+            "0.5000005"
+        );
+    }
+
+    #[test]
+    fn extreme_lines_need_more_than_28_digits_and_stay_exact() {
+        let amount = i64::MAX; // 9223372036854.775807
+        let rate = Rate::parse("0.1234567891").unwrap().scaled;
+        let fx = Rate::parse("1479.1234567891").unwrap().scaled;
+        let earning = line_earning(amount, rate, Some(fx)).unwrap();
+        // Checked independently: 9223372036854.775807 × 0.1234567891 × 1479.1234567891
+        // = 1684259977445454.8238251042..., rounded to 6 places (Python decimal, 80 digits).
+        assert_eq!(
+            format_scaled(earning, EARNING_SCALE, 6),
+            "1684259977445454.823825"
+        );
+    }
+
+    #[test]
+    fn period_sums_round_half_even_to_minor_units() {
+        let mut sum = ExactSum::default();
+        sum.add(25 * 10i128.pow(EARNING_SCALE - 3)); // 0.025
+        assert_eq!(sum.round_to_minor(2).unwrap().to_string(), "0.02");
+        let mut sum = ExactSum::default();
+        sum.add(35 * 10i128.pow(EARNING_SCALE - 3)); // 0.035
+        assert_eq!(sum.round_to_minor(2).unwrap().to_string(), "0.04");
+        let mut sum = ExactSum::default();
+        sum.add(-5 * 10i128.pow(EARNING_SCALE - 1)); // -0.5 JPY
+        assert_eq!(format_minor(sum.round_to_minor(0).unwrap(), 0), "0");
+    }
+
+    #[test]
+    fn formats_minor_units_without_negative_zero() {
+        assert_eq!(format_minor(Decimal::new(12345, 1), 2), "1234.50");
+        assert_eq!(format_minor(Decimal::new(-31, 1), 2), "-3.10");
+        assert_eq!(format_minor(Decimal::new(5000, 0), 0), "5000");
+        assert_eq!(format_minor(Decimal::new(-0, 2), 2), "0.00");
+        assert_eq!(format_minor(Decimal::new(-1, 3), 2), "0.00");
+        assert_eq!(format_minor(Decimal::new(7, 0), 3), "7.000");
+    }
+
+    proptest! {
+        #[test]
+        fn amount_text_round_trips(units in any::<i64>()) {
+            let text = format_scaled(i128::from(units), AMOUNT_SCALE, 0);
+            prop_assert_eq!(parse_amount_micro(&text), Ok(units));
+        }
+
+        #[test]
+        fn rounding_a_sum_is_within_half_a_minor_unit(parts in proptest::collection::vec(-10i128.pow(24)..10i128.pow(24), 1..50), minor in 0u32..4) {
+            let mut sum = ExactSum::default();
+            let mut exact = I256::ZERO;
+            for p in &parts { sum.add(*p); exact += I256::from(*p); }
+            let rounded = sum.round_to_minor(minor).unwrap();
+            let rounded_scaled = I256::from(rounded.mantissa()) * pow10(EARNING_SCALE - minor);
+            let error = (rounded_scaled - exact).abs();
+            prop_assert!(error * 2 <= pow10(EARNING_SCALE - minor));
+        }
+    }
+}

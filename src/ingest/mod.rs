@@ -1,0 +1,10 @@
+//! Reading the input directory (SPEC §2): the master-data snapshot, which fails the run on any
+//! bad row, and incremental revenue, where each bad row is rejected alone.
+
+pub mod master;
+pub mod programs;
+pub mod revenue;
+pub mod segment;
+
+pub use master::{MasterData, MasterDataError};
+pub use programs::{Program, Programs};

@@ -1,0 +1,350 @@
+//! The orchestration of `run` and `close` (SPEC §4): the only place that calls ingest, the pure
+//! rules, the store and the report writers together. Every step is safe to repeat: a crash at
+//! any point is finished by running the same command again.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::domain::partner::UserRole;
+use crate::domain::period::Period;
+use crate::earnings::{self, PeriodComputation, SegmentFrame};
+use crate::ingest::MasterData;
+use crate::ingest::master::InputFile;
+use crate::ingest::revenue::{self, FileOutcome, RowChecker};
+use crate::ingest::segment;
+use crate::reports;
+use crate::store::{CloseOutcome, ClosePlan, OutboxMessage, Store, StoredFile};
+
+/// The name of the lease that serialises every change of ledger state.
+const LEDGER_LEASE: &str = "ledger";
+/// How long a command waits for another instance's run or close to finish.
+const LEDGER_LEASE_WAIT: Duration = Duration::from_secs(30 * 60);
+/// A close recomputes at most this many times when other closes keep moving its basis.
+const MAX_CLOSE_ATTEMPTS: u32 = 3;
+
+/// Where a command reads and writes.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub data_dir: PathBuf,
+    pub reports_dir: PathBuf,
+}
+
+/// What ingest did, for the operator.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IngestSummary {
+    pub files_ingested: u64,
+    pub files_rejected: u64,
+    pub files_skipped: u64,
+    pub rows: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub duplicates: u64,
+    pub retried_resolved: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    Draft {
+        partners: usize,
+        exceptions: usize,
+    },
+    /// The period is closed: its final reports stand, only new revenue was ingested.
+    AlreadyClosed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseResult {
+    Closed { statements: usize, emails: usize },
+    AlreadyClosed,
+}
+
+fn load_master(data_dir: &Path) -> anyhow::Result<MasterData> {
+    let master = MasterData::load(data_dir)
+        .with_context(|| format!("reading master data in {}", data_dir.display()))?;
+    earnings::check_configuration(&master).context("checking programs.toml")?;
+    Ok(master)
+}
+
+/// Ingests new revenue files and retries kept rejections (SPEC §2). Each file is one
+/// transaction; a crash loses at most the file in progress, which the next run ingests.
+pub async fn ingest(
+    store: &Store,
+    master: &MasterData,
+    data_dir: &Path,
+    run_id: &str,
+) -> anyhow::Result<(IngestSummary, Vec<InputFile>)> {
+    let mut summary = IngestSummary::default();
+    let last_closed = store.last_closed().await?;
+    let index = store
+        .record_index()
+        .await
+        .context("loading the record index")?;
+    let mut checker = RowChecker::new(master, last_closed, index);
+
+    let pending = store.pending_retries().await?;
+    if !pending.is_empty() {
+        let (segments, resolutions) = revenue::retry_rows(&pending, &mut checker)?;
+        store
+            .store_retry(run_id, segments, &resolutions)
+            .await
+            .context("storing retried rows")?;
+        checker.index.commit();
+        summary.retried_resolved = resolutions
+            .iter()
+            .filter(|(_, r)| *r == revenue::RetryResolution::Resolved)
+            .count() as u64;
+    }
+
+    let known = store.ingested_file_hashes().await?;
+    let files = revenue::list_revenue_files(data_dir)
+        .with_context(|| format!("listing {}/revenue", data_dir.display()))?;
+    let mut inputs = Vec::with_capacity(files.len());
+    for file in &files {
+        inputs.push(InputFile {
+            name: file.source_file.clone(),
+            sha256: file.sha256.clone(),
+        });
+        if known.contains(&file.sha256) {
+            summary.files_skipped += 1;
+            continue;
+        }
+        let outcome = match revenue::ingest_file(file, &mut checker) {
+            FileOutcome::Ingested(ingest) => {
+                summary.files_ingested += 1;
+                summary.rows += ingest.rows;
+                summary.accepted += ingest.accepted;
+                summary.rejected += ingest.rejections.len() as u64;
+                summary.duplicates += ingest.duplicates;
+                StoredFile::Ingested(ingest)
+            }
+            FileOutcome::Rejected(detail) => {
+                tracing::warn!(file = %file.source_file, %detail, "revenue file rejected");
+                summary.files_rejected += 1;
+                StoredFile::Rejected(detail)
+            }
+        };
+        let stored = store
+            .store_file(run_id, &file.source_file, &file.sha256, outcome)
+            .await
+            .with_context(|| format!("storing {}", file.source_file))?;
+        if stored {
+            checker.index.commit();
+        } else {
+            checker.index.discard();
+        }
+        tracing::info!(file = %file.source_file, "ingested");
+    }
+    Ok((summary, inputs))
+}
+
+/// Computes `period` from the store: its own lines, unbooked late lines, and the balances of
+/// the last closed period. Returns the ids of segments whose late lines it booked.
+async fn compute(
+    store: &Store,
+    master: &MasterData,
+    period: Period,
+) -> anyhow::Result<(PeriodComputation, Vec<i64>)> {
+    let stored = store.segments_for(period).await?;
+    let mut frames = Vec::with_capacity(stored.len());
+    let mut late_segments = Vec::new();
+    for segment in stored {
+        let frame = segment::decode(&segment.parquet)
+            .with_context(|| format!("reading revenue segment {}", segment.id))?;
+        if segment.late_unbooked {
+            late_segments.push(segment.id);
+        }
+        frames.push(SegmentFrame {
+            frame,
+            late_unbooked: segment.late_unbooked,
+        });
+    }
+    let balances = store.balances().await?;
+    let computation = earnings::compute_period(master, period, &frames, &balances)
+        .with_context(|| format!("computing {period}"))?;
+    Ok((computation, late_segments))
+}
+
+async fn with_run<T>(
+    store: &Store,
+    command: &str,
+    period: Period,
+    inputs_master: &[InputFile],
+    work: impl AsyncFnOnce(&str) -> anyhow::Result<(T, Vec<InputFile>)>,
+) -> anyhow::Result<T> {
+    let run_id = store.start_run(command, Some(period)).await?;
+    let result = work(&run_id).await;
+    match &result {
+        Ok((_, revenue_inputs)) => {
+            let mut inputs = inputs_master.to_vec();
+            inputs.extend(revenue_inputs.iter().cloned());
+            store.record_inputs(&run_id, &inputs).await?;
+            store.finish_run(&run_id, "succeeded", "").await?;
+        }
+        Err(e) => {
+            // The failure is what the operator needs; a failure to record it is only logged.
+            if let Err(record) = store.finish_run(&run_id, "failed", &format!("{e:#}")).await {
+                tracing::error!(error = %record, "could not record the failed run");
+            }
+        }
+    }
+    result.map(|(value, _)| value)
+}
+
+/// `payout run --period P`: ingest, compute and write the draft reports. Changes no balance
+/// and sends nothing (SPEC §4).
+pub async fn run(
+    store: &Store,
+    paths: &Paths,
+    period: Period,
+) -> anyhow::Result<(RunOutcome, IngestSummary)> {
+    let master = load_master(&paths.data_dir)?;
+    let lease = store.acquire_lease(LEDGER_LEASE, LEDGER_LEASE_WAIT).await?;
+    let result = with_run(store, "run", period, &master.files, async |run_id| {
+        let (summary, inputs) = ingest(store, &master, &paths.data_dir, run_id).await?;
+        let last_closed = store.last_closed().await?;
+        if last_closed.is_some_and(|closed| period <= closed) {
+            return Ok(((RunOutcome::AlreadyClosed, summary), inputs));
+        }
+        let (computation, _) = compute(store, &master, period).await?;
+        let exceptions = store.open_exceptions().await?;
+        let period_text = period.to_string();
+        reports::remove_stale_drafts(&paths.reports_dir, &period_text)?;
+        let staged =
+            reports::staging_dir(&paths.reports_dir, &period_text, &format!("draft-{run_id}"));
+        reports::write_period_reports(&staged, &computation, &exceptions)
+            .with_context(|| format!("writing reports to {}", staged.display()))?;
+        reports::publish(&paths.reports_dir, &period_text, &staged)
+            .context("publishing reports")?;
+        let outcome = RunOutcome::Draft {
+            partners: computation.payouts.len(),
+            exceptions: exceptions.len() + computation.fx_gaps.len(),
+        };
+        Ok(((outcome, summary), inputs))
+    })
+    .await;
+    lease.release().await?;
+    result
+}
+
+/// Who receives a partner's statement: its active incentive admins and users, or
+/// `admin_email` when it has none (SPEC §3).
+pub fn statement_recipients(master: &MasterData, partner_id: &str) -> Vec<(String, String)> {
+    let mut recipients: Vec<(String, String)> = master
+        .users
+        .get(partner_id)
+        .into_iter()
+        .flatten()
+        .filter(|u| {
+            u.active && matches!(u.role, UserRole::IncentiveAdmin | UserRole::IncentiveUser)
+        })
+        .map(|u| (u.email.clone(), u.name.clone()))
+        .collect();
+    recipients.sort();
+    recipients.dedup_by(|a, b| a.0.eq_ignore_ascii_case(&b.0));
+    if recipients.is_empty()
+        && let Some(partner) = master.partners.get(partner_id)
+    {
+        recipients.push((partner.admin_email.clone(), partner.name.clone()));
+    }
+    recipients
+}
+
+/// `payout close --period P`: finalise P in one transaction and queue its statements (SPEC §4).
+pub async fn close(store: &Store, paths: &Paths, period: Period) -> anyhow::Result<CloseResult> {
+    let master = load_master(&paths.data_dir)?;
+    let lease = store.acquire_lease(LEDGER_LEASE, LEDGER_LEASE_WAIT).await?;
+    let result = close_locked(store, paths, &master, period).await;
+    lease.release().await?;
+    result
+}
+
+async fn close_locked(
+    store: &Store,
+    paths: &Paths,
+    master: &MasterData,
+    period: Period,
+) -> anyhow::Result<CloseResult> {
+    let period_text = period.to_string();
+    if let Some(close_id) = store.close_id(period).await? {
+        // Closed already: finish publishing the final reports if a crash interrupted it.
+        let staged = reports::staging_dir(
+            &paths.reports_dir,
+            &period_text,
+            &format!("close-{close_id}"),
+        );
+        reports::publish(&paths.reports_dir, &period_text, &staged)?;
+        return Ok(CloseResult::AlreadyClosed);
+    }
+    if let Some(closed) = store.last_closed().await?
+        && period < closed
+    {
+        bail!(
+            "period {period} is before the last closed period {closed}: it can no longer be closed; its late revenue is booked as adjustments"
+        );
+    }
+    with_run(store, "close", period, &master.files, async |run_id| {
+        let (_, inputs) = ingest(store, master, &paths.data_dir, run_id).await?;
+        for _ in 0..MAX_CLOSE_ATTEMPTS {
+            let basis = store.last_closed().await?;
+            if let Some(open) = store.earlier_open_revenue(basis, period).await? {
+                bail!("cannot close {period}: the earlier period {open} has revenue and is still open; close it first");
+            }
+            let (computation, late_segments) = compute(store, master, period).await?;
+            if let Some(gap) = computation.fx_gaps.first() {
+                bail!(
+                    "cannot close {period}: {} ingested line(s) have no FX rate any more (first: {} line {}: {})",
+                    computation.fx_gaps.len(),
+                    gap.source_file,
+                    gap.line,
+                    gap.detail
+                );
+            }
+            let messages: Vec<OutboxMessage> = computation
+                .payouts
+                .iter()
+                .flat_map(|p| {
+                    statement_recipients(master, &p.partner_id).into_iter().map(|(recipient, recipient_name)| OutboxMessage {
+                        kind: "statement",
+                        partner_id: p.partner_id.clone(),
+                        scope: period_text.clone(),
+                        recipient,
+                        recipient_name,
+                    })
+                })
+                .collect();
+            let close_id = uuid::Uuid::new_v4().to_string();
+            let staged = reports::staging_dir(&paths.reports_dir, &period_text, &format!("close-{close_id}"));
+            let exceptions = store.open_exceptions().await?;
+            reports::write_period_reports(&staged, &computation, &exceptions)
+                .with_context(|| format!("writing reports to {}", staged.display()))?;
+            let plan = ClosePlan {
+                period,
+                close_id: &close_id,
+                run_id,
+                basis,
+                payouts: &computation.payouts,
+                booked_segments: &late_segments,
+                messages: &messages,
+            };
+            match store.close_period(plan).await.with_context(|| format!("closing {period}"))? {
+                CloseOutcome::Closed => {
+                    reports::publish(&paths.reports_dir, &period_text, &staged).context("publishing reports")?;
+                    let result = CloseResult::Closed { statements: computation.payouts.len(), emails: messages.len() };
+                    return Ok((result, inputs));
+                }
+                CloseOutcome::AlreadyClosed => {
+                    std::fs::remove_dir_all(&staged)?;
+                    return Ok((CloseResult::AlreadyClosed, inputs));
+                }
+                CloseOutcome::BasisChanged => {
+                    std::fs::remove_dir_all(&staged)?;
+                    tracing::warn!(%period, "another close moved the basis; computing again");
+                }
+            }
+        }
+        bail!("cannot close {period}: other closes kept changing the balances ({MAX_CLOSE_ATTEMPTS} attempts)")
+    })
+    .await
+}

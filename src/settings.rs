@@ -1,0 +1,74 @@
+//! Settings: flags > `PAYOUT_*` environment > `payout.toml` > defaults, as one typed struct.
+//! Secrets (database and SMTP URLs with passwords) are never printed; see `store::redact_url`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::{Cli, LogFormat};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://payout.db";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub reports_dir: PathBuf,
+    pub database_url: String,
+    pub smtp_url: Option<String>,
+    pub mail_dir: PathBuf,
+    pub log_format: LogFormat,
+}
+
+/// `payout.toml`: the same names as the flags, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    data: Option<PathBuf>,
+    reports: Option<PathBuf>,
+    database_url: Option<String>,
+    smtp_url: Option<String>,
+    mail_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    pub fn resolve(cli: &Cli) -> anyhow::Result<Self> {
+        let file = read_file_settings(&cli.config)?;
+        let reports_dir = cli
+            .reports_dir
+            .clone()
+            .or(file.reports)
+            .unwrap_or_else(|| PathBuf::from("reports"));
+        Ok(Self {
+            data_dir: cli
+                .data_dir
+                .clone()
+                .or(file.data)
+                .unwrap_or_else(|| PathBuf::from("fixtures")),
+            mail_dir: cli
+                .mail_dir
+                .clone()
+                .or(file.mail_dir)
+                .unwrap_or_else(|| reports_dir.join("outbox")),
+            reports_dir,
+            database_url: cli
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            smtp_url: cli.smtp_url.clone().or(file.smtp_url),
+            log_format: cli
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
+        })
+    }
+}
+
+fn read_file_settings(path: &Path) -> anyhow::Result<FileSettings> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileSettings::default()),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+    }
+}

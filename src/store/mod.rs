@@ -1,0 +1,811 @@
+//! The store: runs, ingested files, revenue segments, rejections, closes, statements,
+//! balances, the outbox and leases. One `Store` over sqlx's `Any` driver, with SQLite (the
+//! embedded default) and PostgreSQL backends, each with its own migrations. Every state change
+//! of a run is one transaction. Money is TEXT decimal, never a float.
+
+mod lease;
+mod status;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rust_decimal::Decimal;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use lease::Lease;
+pub use status::{StatusReport, render_status};
+
+use crate::domain::money::{Currency, format_minor};
+use crate::domain::period::Period;
+use crate::domain::reasons::{RejectReason, join_codes};
+use crate::earnings::{PartnerFigures, StoredBalance};
+use crate::ingest::master::InputFile;
+use crate::ingest::revenue::{FileIngest, PendingRow, RecordIndex, Rejection, RetryResolution};
+use crate::ingest::segment::{Segment, keys};
+use crate::ledger::Balances;
+
+/// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+const INSERT_BATCH_ROWS: usize = 200;
+/// How long SQLite waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 60_000;
+/// Connections per process: one writer at a time is all the engine needs, plus readers.
+const MAX_CONNECTIONS: u32 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("unsupported database URL `{0}` (expected sqlite://… or postgres://…)")]
+    UnsupportedUrl(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A URL with any password replaced, safe to log or print.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A value bound into a multi-row INSERT.
+#[derive(Debug, Clone)]
+enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+/// One open rejection, as `exceptions.csv` lists it (SPEC §7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExceptionRow {
+    pub source_file: String,
+    pub line: Option<u64>,
+    pub record_id: String,
+    pub reason: String,
+    pub detail: String,
+    pub raw: String,
+}
+
+/// A stored segment selected for a period's computation.
+pub struct StoredSegment {
+    pub id: i64,
+    pub parquet: Vec<u8>,
+    pub late_unbooked: bool,
+}
+
+/// What a close transaction found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseOutcome {
+    Closed,
+    AlreadyClosed,
+    /// Another close changed the basis since the computation; compute again.
+    BasisChanged,
+}
+
+/// An email to queue with a close (delivered by `payout send`).
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub kind: &'static str,
+    pub partner_id: String,
+    pub scope: String,
+    pub recipient: String,
+    pub recipient_name: String,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, creating an SQLite file on first use, and applies migrations.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let connect_url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(120));
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    let pragmas = format!(
+                        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+                         PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                    );
+                    connection.execute(pragmas.as_str()).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options
+            .connect(&connect_url)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        // Two processes migrating a fresh SQLite file at once: the loser retries once the
+        // winner's schema is in place.
+        match migrator.run(&self.pool).await {
+            Ok(()) => Ok(()),
+            Err(_) if self.backend == Backend::Sqlite => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok(migrator.run(&self.pool).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Multi-row INSERT of `rows` into `table`, in batches, inside `tx`.
+    async fn insert_rows(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        table: &str,
+        columns: &[&str],
+        rows: Vec<Vec<Arg>>,
+    ) -> StoreResult<()> {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let batch: Vec<Vec<Arg>> = rows.by_ref().take(INSERT_BATCH_ROWS).collect();
+            let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+            let mut n = 0;
+            for (i, _) in batch.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for c in 0..columns.len() {
+                    n += 1;
+                    if c > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!("${n}"));
+                }
+                sql.push(')');
+            }
+            let mut query = sqlx::query(&sql);
+            for arg in batch.into_iter().flatten() {
+                query = match arg {
+                    Arg::Text(v) => query.bind(v),
+                    Arg::OptText(v) => query.bind(v),
+                    Arg::Int(v) => query.bind(v),
+                    Arg::OptInt(v) => query.bind(v),
+                };
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    // ---- runs -------------------------------------------------------------------------
+
+    pub async fn start_run(&self, command: &str, period: Option<Period>) -> StoreResult<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query("INSERT INTO runs (id, command, period, started_at_ms, outcome) VALUES ($1, $2, $3, $4, 'running')")
+            .bind(id.clone())
+            .bind(command.to_owned())
+            .bind(period.map(|p| p.to_string()))
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn record_inputs(&self, run_id: &str, inputs: &[InputFile]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let rows = inputs
+            .iter()
+            .map(|f| {
+                vec![
+                    Arg::Text(run_id.to_owned()),
+                    Arg::Text(f.name.clone()),
+                    Arg::Text(f.sha256.clone()),
+                ]
+            })
+            .collect();
+        Self::insert_rows(&mut tx, "run_inputs", &["run_id", "file", "sha256"], rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn finish_run(&self, run_id: &str, outcome: &str, detail: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE runs SET finished_at_ms = $1, outcome = $2, detail = $3 WHERE id = $4")
+            .bind(now_ms())
+            .bind(outcome.to_owned())
+            .bind(detail.to_owned())
+            .bind(run_id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- ingest -----------------------------------------------------------------------
+
+    pub async fn ingested_file_hashes(&self) -> StoreResult<HashSet<String>> {
+        let rows = sqlx::query("SELECT sha256 FROM revenue_files")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    /// The keys of every ingested line, for duplicate checks.
+    pub async fn record_index(&self) -> StoreResult<RecordIndex> {
+        let mut index = RecordIndex::default();
+        let rows = sqlx::query("SELECT record_keys FROM revenue_segments ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        for row in rows {
+            let blob: Vec<u8> = row.try_get(0)?;
+            index.extend(keys(&blob));
+        }
+        Ok(index)
+    }
+
+    pub async fn pending_retries(&self) -> StoreResult<Vec<PendingRow>> {
+        let rows = sqlx::query(
+            "SELECT id, source_file, line, fields, reason FROM rejections \
+             WHERE status = 'open' AND reason IN ('UNKNOWN_PARTNER', 'FX_RATE_MISSING') \
+             ORDER BY source_file, line, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let fields_json: Option<String> = row.try_get(3)?;
+                let fields: Vec<String> =
+                    serde_json::from_str(fields_json.as_deref().unwrap_or("[]"))
+                        .map_err(|e| StoreError::Corrupt(format!("rejection fields: {e}")))?;
+                let fields: [String; 7] = fields
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("rejection without seven fields".into()))?;
+                let reason: String = row.try_get(4)?;
+                Ok(PendingRow {
+                    rejection_id: row.try_get(0)?,
+                    source_file: row.try_get(1)?,
+                    line: row.try_get::<Option<i64>, _>(2)?.unwrap_or(0) as u64,
+                    fields,
+                    reason: RejectReason::from_code(&reason)
+                        .ok_or_else(|| StoreError::Corrupt(format!("reason {reason}")))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_segments(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        origin: &str,
+        segments: Vec<Segment>,
+    ) -> StoreResult<()> {
+        for segment in segments {
+            let row = sqlx::query(
+                "INSERT INTO revenue_segments (origin, rows, late_rows, data, record_keys) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(origin.to_owned())
+            .bind(segment.rows as i64)
+            .bind(segment.late_rows as i64)
+            .bind(segment.parquet)
+            .bind(segment.keys)
+            .fetch_one(&mut **tx)
+            .await?;
+            let id: i64 = row.try_get(0)?;
+            let months = segment
+                .months
+                .iter()
+                .map(|(month, late, rows)| {
+                    vec![
+                        Arg::Int(id),
+                        Arg::Text(month.to_string()),
+                        Arg::Int(i64::from(*late)),
+                        Arg::Int(*rows as i64),
+                    ]
+                })
+                .collect();
+            Self::insert_rows(
+                tx,
+                "segment_months",
+                &["segment_id", "billing_month", "late", "rows"],
+                months,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_rejections(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        run_id: &str,
+        file_sha256: &str,
+        rejections: Vec<Rejection>,
+    ) -> StoreResult<()> {
+        let rows = rejections
+            .into_iter()
+            .map(|r| {
+                let fields = r
+                    .fields
+                    .as_ref()
+                    .map(|f| serde_json::to_string(f).unwrap_or_default());
+                vec![
+                    Arg::Text(r.source_file),
+                    Arg::Text(file_sha256.to_owned()),
+                    Arg::OptInt(r.line.map(|l| l as i64)),
+                    Arg::Text(r.record_id),
+                    Arg::Text(r.reason.code().to_owned()),
+                    Arg::Text(r.detail),
+                    Arg::Text(r.raw),
+                    Arg::OptText(fields),
+                    Arg::Text("open".into()),
+                    Arg::Text(run_id.to_owned()),
+                ]
+            })
+            .collect();
+        Self::insert_rows(
+            tx,
+            "rejections",
+            &[
+                "source_file",
+                "file_sha256",
+                "line",
+                "record_id",
+                "reason",
+                "detail",
+                "raw",
+                "fields",
+                "status",
+                "run_id",
+            ],
+            rows,
+        )
+        .await
+    }
+
+    /// Stores one file's outcome in one transaction. Returns false when the file was already
+    /// recorded (by another process), in which case nothing is written.
+    pub async fn store_file(
+        &self,
+        run_id: &str,
+        source_file: &str,
+        sha256: &str,
+        outcome: StoredFile,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let (status, rows, accepted, rejected, duplicates) = match &outcome {
+            StoredFile::Ingested(i) => (
+                "ingested",
+                i.rows,
+                i.accepted,
+                i.rejections.len() as u64,
+                i.duplicates,
+            ),
+            StoredFile::Rejected(_) => ("rejected", 0, 0, 0, 0),
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO revenue_files (sha256, source_file, run_id, ingested_at_ms, status, rows_total, rows_accepted, rows_rejected, rows_duplicate) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sha256.to_owned())
+        .bind(source_file.to_owned())
+        .bind(run_id.to_owned())
+        .bind(now_ms())
+        .bind(status.to_owned())
+        .bind(rows as i64)
+        .bind(accepted as i64)
+        .bind(rejected as i64)
+        .bind(duplicates as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        match outcome {
+            StoredFile::Ingested(ingest) => {
+                Self::insert_segments(&mut tx, sha256, ingest.segments).await?;
+                Self::insert_rejections(&mut tx, run_id, sha256, ingest.rejections).await?;
+            }
+            StoredFile::Rejected(detail) => {
+                let rejection = Rejection {
+                    source_file: source_file.to_owned(),
+                    line: None,
+                    record_id: String::new(),
+                    reason: RejectReason::FileRejected,
+                    detail,
+                    raw: String::new(),
+                    fields: None,
+                };
+                Self::insert_rejections(&mut tx, run_id, sha256, vec![rejection]).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Stores the retried rows' segments and resolutions in one transaction.
+    pub async fn store_retry(
+        &self,
+        run_id: &str,
+        segments: Vec<Segment>,
+        resolutions: &[(i64, RetryResolution)],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::insert_segments(&mut tx, &format!("retry:{run_id}"), segments).await?;
+        for (id, resolution) in resolutions {
+            match resolution {
+                RetryResolution::Resolved => {
+                    sqlx::query("UPDATE rejections SET status = 'resolved', resolved_run_id = $1 WHERE id = $2")
+                        .bind(run_id.to_owned())
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                RetryResolution::StillRejected(reason, detail) => {
+                    sqlx::query("UPDATE rejections SET reason = $1, detail = $2 WHERE id = $3 AND (reason <> $1 OR detail <> $2)")
+                        .bind(reason.code().to_owned())
+                        .bind(detail.clone())
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every rejection still open, in report order (SPEC §7.1).
+    pub async fn open_exceptions(&self) -> StoreResult<Vec<ExceptionRow>> {
+        let rows = sqlx::query(
+            "SELECT source_file, line, record_id, reason, detail, raw FROM rejections WHERE status = 'open' \
+             ORDER BY source_file, line, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExceptionRow {
+                    source_file: row.try_get(0)?,
+                    line: row.try_get::<Option<i64>, _>(1)?.map(|l| l as u64),
+                    record_id: row.try_get(2)?,
+                    reason: row.try_get(3)?,
+                    detail: row.try_get(4)?,
+                    raw: row.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- periods ----------------------------------------------------------------------
+
+    pub async fn last_closed(&self) -> StoreResult<Option<Period>> {
+        let row = sqlx::query("SELECT MAX(period) FROM period_closes")
+            .fetch_one(&self.pool)
+            .await?;
+        parse_period_opt(row.try_get::<Option<String>, _>(0)?)
+    }
+
+    pub async fn close_id(&self, period: Period) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT close_id FROM period_closes WHERE period = $1")
+            .bind(period.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// The earliest open month before `period` that has revenue lines of its own.
+    pub async fn earlier_open_revenue(
+        &self,
+        last_closed: Option<Period>,
+        period: Period,
+    ) -> StoreResult<Option<Period>> {
+        let floor = last_closed.map_or_else(|| "0000-00".to_owned(), |p| p.to_string());
+        let row = sqlx::query("SELECT MIN(billing_month) FROM segment_months WHERE late = 0 AND billing_month > $1 AND billing_month < $2")
+            .bind(floor)
+            .bind(period.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        parse_period_opt(row.try_get::<Option<String>, _>(0)?)
+    }
+
+    /// Segments holding lines of `period` itself, or late lines not yet booked.
+    pub async fn segments_for(&self, period: Period) -> StoreResult<Vec<StoredSegment>> {
+        let rows = sqlx::query(
+            "SELECT id, data, booked_period FROM revenue_segments WHERE id IN \
+             (SELECT segment_id FROM segment_months WHERE billing_month = $1 AND late = 0) \
+             OR (late_rows > 0 AND booked_period IS NULL) ORDER BY id",
+        )
+        .bind(period.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row: &AnyRow| {
+                Ok(StoredSegment {
+                    id: row.try_get(0)?,
+                    parquet: row.try_get(1)?,
+                    late_unbooked: row.try_get::<Option<String>, _>(2)?.is_none(),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn balances(&self) -> StoreResult<HashMap<String, StoredBalance>> {
+        let rows = sqlx::query("SELECT partner_id, currency, held, carried FROM balances")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut balances = HashMap::new();
+        for row in rows {
+            let partner_id: String = row.try_get(0)?;
+            let code: String = row.try_get(1)?;
+            let currency = Currency::parse(&code)
+                .ok_or_else(|| StoreError::Corrupt(format!("balance currency {code}")))?;
+            let held = parse_decimal(row.try_get(2)?)?;
+            let carried = parse_decimal(row.try_get(3)?)?;
+            balances.insert(
+                partner_id,
+                StoredBalance {
+                    currency,
+                    balances: Balances { held, carried },
+                },
+            );
+        }
+        Ok(balances)
+    }
+
+    /// Closes `period` in one transaction: the close record, statements, balance movements,
+    /// booking of late lines and the statement emails (SPEC §4).
+    pub async fn close_period(&self, close: ClosePlan<'_>) -> StoreResult<CloseOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let period = close.period.to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO period_closes (period, close_id, run_id, closed_at_ms, basis_period) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (period) DO NOTHING",
+        )
+        .bind(period.clone())
+        .bind(close.close_id.to_owned())
+        .bind(close.run_id.to_owned())
+        .bind(now_ms())
+        .bind(close.basis.map(|p| p.to_string()))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(CloseOutcome::AlreadyClosed);
+        }
+        let row = sqlx::query("SELECT MAX(period) FROM period_closes WHERE period <> $1")
+            .bind(period.clone())
+            .fetch_one(&mut *tx)
+            .await?;
+        let basis_now = parse_period_opt(row.try_get::<Option<String>, _>(0)?)?;
+        if basis_now != close.basis {
+            tx.rollback().await?;
+            return Ok(if basis_now.is_some_and(|b| b >= close.period) {
+                CloseOutcome::AlreadyClosed
+            } else {
+                CloseOutcome::BasisChanged
+            });
+        }
+
+        let mut statements = Vec::new();
+        let mut lines = Vec::new();
+        for figures in close.payouts {
+            let minor = figures.minor_units();
+            let s = &figures.settlement;
+            let money = |d: Decimal| Arg::Text(format_minor(d, minor));
+            statements.push(vec![
+                Arg::Text(period.clone()),
+                Arg::Text(figures.partner_id.clone()),
+                Arg::Text(figures.partner_name.clone()),
+                Arg::Text(figures.program_id.clone()),
+                Arg::Text(figures.currency.code().to_owned()),
+                money(s.earned),
+                money(s.adjustments),
+                money(s.released),
+                money(s.carried_in),
+                money(s.payable),
+                money(s.after.carried),
+                money(s.after.held),
+                Arg::Text(s.status.code().to_owned()),
+                Arg::Text(join_codes(figures.hold_reasons.iter().map(|r| r.code()))),
+            ]);
+            for (position, line) in figures.categories.iter().enumerate() {
+                lines.push(vec![
+                    Arg::Text(period.clone()),
+                    Arg::Text(figures.partner_id.clone()),
+                    Arg::Int(position as i64),
+                    Arg::Text(line.booking.as_str().to_owned()),
+                    Arg::Text(line.product_category.clone()),
+                    Arg::Text(line.line_currency.clone()),
+                    Arg::OptText(line.rate.clone()),
+                    Arg::Int(line.lines as i64),
+                    Arg::Text(line.revenue.clone()),
+                    Arg::Text(line.earning.clone()),
+                ]);
+            }
+            sqlx::query(
+                "INSERT INTO balances (partner_id, currency, held, carried, period) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (partner_id) DO UPDATE SET currency = excluded.currency, held = excluded.held, \
+                 carried = excluded.carried, period = excluded.period",
+            )
+            .bind(figures.partner_id.clone())
+            .bind(figures.currency.code().to_owned())
+            .bind(format_minor(s.after.held, minor))
+            .bind(format_minor(s.after.carried, minor))
+            .bind(period.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        Self::insert_rows(
+            &mut tx,
+            "statements",
+            &[
+                "period",
+                "partner_id",
+                "partner_name",
+                "program_id",
+                "currency",
+                "earned",
+                "adjustments",
+                "released",
+                "carried_in",
+                "payable",
+                "carried",
+                "held",
+                "status",
+                "hold_reasons",
+            ],
+            statements,
+        )
+        .await?;
+        Self::insert_rows(
+            &mut tx,
+            "statement_lines",
+            &[
+                "period",
+                "partner_id",
+                "position",
+                "booking",
+                "product_category",
+                "line_currency",
+                "rate",
+                "lines",
+                "revenue",
+                "earning",
+            ],
+            lines,
+        )
+        .await?;
+        for id in close.booked_segments {
+            sqlx::query("UPDATE revenue_segments SET booked_period = $1 WHERE id = $2 AND late_rows > 0 AND booked_period IS NULL")
+                .bind(period.clone())
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let created = now_ms();
+        let messages = close
+            .messages
+            .iter()
+            .map(|m| {
+                vec![
+                    Arg::Text(m.kind.to_owned()),
+                    Arg::Text(m.partner_id.clone()),
+                    Arg::Text(m.scope.clone()),
+                    Arg::Text(m.recipient.clone()),
+                    Arg::Text(m.recipient_name.clone()),
+                    Arg::Text(format!("<{}@payout>", uuid::Uuid::new_v4())),
+                    Arg::Text("queued".into()),
+                    Arg::Int(created),
+                ]
+            })
+            .collect();
+        Self::insert_rows(
+            &mut tx,
+            "outbox",
+            &[
+                "kind",
+                "partner_id",
+                "scope",
+                "recipient",
+                "recipient_name",
+                "message_id",
+                "status",
+                "created_at_ms",
+            ],
+            messages,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CloseOutcome::Closed)
+    }
+}
+
+/// A file's outcome to store.
+pub enum StoredFile {
+    Ingested(FileIngest),
+    Rejected(String),
+}
+
+/// Everything one close writes.
+pub struct ClosePlan<'a> {
+    pub period: Period,
+    pub close_id: &'a str,
+    pub run_id: &'a str,
+    /// The last closed period the computation started from.
+    pub basis: Option<Period>,
+    pub payouts: &'a [PartnerFigures],
+    pub booked_segments: &'a [i64],
+    pub messages: &'a [OutboxMessage],
+}
+
+fn parse_period_opt(text: Option<String>) -> StoreResult<Option<Period>> {
+    text.map(|t| {
+        t.parse::<Period>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    })
+    .transpose()
+}
+
+fn parse_decimal(text: String) -> StoreResult<Decimal> {
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("amount `{text}`")))
+}

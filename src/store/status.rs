@@ -1,0 +1,263 @@
+//! `payout status`: periods, runs, exceptions and the outbox at a glance, read from the store.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreResult};
+
+/// How many recent runs `status` shows.
+const RECENT_RUNS: i64 = 10;
+
+#[derive(Debug, Serialize)]
+pub struct CurrencyTotals {
+    pub currency: String,
+    pub partners: u64,
+    pub payable: String,
+    pub held: String,
+    pub carried: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeriodStatus {
+    pub period: String,
+    /// `closed`, or `open` for a month with revenue after the last close.
+    pub state: String,
+    pub closed_at: Option<String>,
+    pub revenue_lines: u64,
+    pub totals: Vec<CurrencyTotals>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InputStatus {
+    pub file: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunStatus {
+    pub id: String,
+    pub command: String,
+    pub period: Option<String>,
+    pub started_at: String,
+    pub duration_ms: Option<i64>,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub inputs: Vec<InputStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub periods: Vec<PeriodStatus>,
+    pub runs: Vec<RunStatus>,
+    /// Open exceptions by reason code.
+    pub exceptions: BTreeMap<String, u64>,
+    /// Outbox messages by status (queued, sent, failed).
+    pub outbox: BTreeMap<String, u64>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+fn add(text: &str, to: &mut Decimal) {
+    *to += text.parse::<Decimal>().unwrap_or_default();
+}
+
+impl Store {
+    pub async fn status_report(&self) -> StoreResult<StatusReport> {
+        let pool = self.pool();
+        let mut lines_by_month: BTreeMap<String, u64> = BTreeMap::new();
+        for row in sqlx::query("SELECT billing_month, CAST(SUM(rows) AS BIGINT) FROM segment_months WHERE late = 0 GROUP BY billing_month")
+            .fetch_all(pool)
+            .await?
+        {
+            lines_by_month.insert(row.try_get(0)?, row.try_get::<i64, _>(1)? as u64);
+        }
+        let mut totals: BTreeMap<(String, String), (u64, Decimal, Decimal, Decimal)> =
+            BTreeMap::new();
+        for row in sqlx::query("SELECT period, currency, payable, held, carried FROM statements")
+            .fetch_all(pool)
+            .await?
+        {
+            let entry = totals
+                .entry((row.try_get(0)?, row.try_get(1)?))
+                .or_default();
+            entry.0 += 1;
+            add(&row.try_get::<String, _>(2)?, &mut entry.1);
+            add(&row.try_get::<String, _>(3)?, &mut entry.2);
+            add(&row.try_get::<String, _>(4)?, &mut entry.3);
+        }
+        let mut periods: BTreeMap<String, PeriodStatus> = BTreeMap::new();
+        for row in sqlx::query("SELECT period, closed_at_ms FROM period_closes")
+            .fetch_all(pool)
+            .await?
+        {
+            let period: String = row.try_get(0)?;
+            let totals = totals
+                .range((period.clone(), String::new())..)
+                .take_while(|((p, _), _)| *p == period)
+                .map(
+                    |((_, currency), (partners, payable, held, carried))| CurrencyTotals {
+                        currency: currency.clone(),
+                        partners: *partners,
+                        payable: payable.to_string(),
+                        held: held.to_string(),
+                        carried: carried.to_string(),
+                    },
+                )
+                .collect();
+            periods.insert(
+                period.clone(),
+                PeriodStatus {
+                    revenue_lines: lines_by_month.get(&period).copied().unwrap_or(0),
+                    period,
+                    state: "closed".into(),
+                    closed_at: Some(rfc3339(row.try_get(1)?)),
+                    totals,
+                },
+            );
+        }
+        let last_closed = periods.keys().next_back().cloned().unwrap_or_default();
+        for (month, lines) in lines_by_month.into_iter().filter(|(m, _)| *m > last_closed) {
+            periods.insert(
+                month.clone(),
+                PeriodStatus {
+                    period: month,
+                    state: "open".into(),
+                    closed_at: None,
+                    revenue_lines: lines,
+                    totals: vec![],
+                },
+            );
+        }
+
+        let mut runs = Vec::new();
+        for row in sqlx::query(
+            "SELECT id, command, period, started_at_ms, finished_at_ms, outcome, detail FROM runs ORDER BY started_at_ms DESC, id LIMIT $1",
+        )
+        .bind(RECENT_RUNS)
+        .fetch_all(pool)
+        .await?
+        {
+            let id: String = row.try_get(0)?;
+            let started: i64 = row.try_get(3)?;
+            let finished: Option<i64> = row.try_get(4)?;
+            let inputs = sqlx::query("SELECT file, sha256 FROM run_inputs WHERE run_id = $1 ORDER BY file")
+                .bind(id.clone())
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| Ok(InputStatus { file: r.try_get(0)?, sha256: r.try_get(1)? }))
+                .collect::<StoreResult<Vec<_>>>()?;
+            runs.push(RunStatus {
+                id,
+                command: row.try_get(1)?,
+                period: row.try_get(2)?,
+                started_at: rfc3339(started),
+                duration_ms: finished.map(|f| f - started),
+                outcome: row.try_get(5)?,
+                detail: row.try_get::<Option<String>, _>(6)?.filter(|d| !d.is_empty()),
+                inputs,
+            });
+        }
+
+        let count_by = async |sql: &str| -> StoreResult<BTreeMap<String, u64>> {
+            let mut counts = BTreeMap::new();
+            for row in sqlx::query(sql).fetch_all(pool).await? {
+                counts.insert(row.try_get(0)?, row.try_get::<i64, _>(1)? as u64);
+            }
+            Ok(counts)
+        };
+        let exceptions = count_by(
+            "SELECT reason, COUNT(*) FROM rejections WHERE status = 'open' GROUP BY reason",
+        )
+        .await?;
+        let outbox = count_by("SELECT status, COUNT(*) FROM outbox GROUP BY status").await?;
+        Ok(StatusReport {
+            periods: periods.into_values().collect(),
+            runs,
+            exceptions,
+            outbox,
+        })
+    }
+}
+
+/// The status report as plain tables for a terminal.
+pub fn render_status(report: &StatusReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "PERIODS");
+    if report.periods.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for p in &report.periods {
+        let totals: Vec<String> = p
+            .totals
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} partners payable {} held {} carried {}",
+                    t.currency, t.partners, t.payable, t.held, t.carried
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {}  {:<6}  {:>10} lines  {}",
+            p.period,
+            p.state,
+            p.revenue_lines,
+            totals.join("; ")
+        );
+    }
+    let _ = writeln!(out, "RUNS (latest first)");
+    for r in &report.runs {
+        let duration = r.duration_ms.map_or_else(
+            || "-".to_owned(),
+            |ms| format!("{:.1}s", ms as f64 / 1000.0),
+        );
+        let _ = writeln!(
+            out,
+            "  {}  {:<6} {:<8} {:<10} {:>7}  {} input file(s){}",
+            r.started_at,
+            r.command,
+            r.period.as_deref().unwrap_or("-"),
+            r.outcome,
+            duration,
+            r.inputs.len(),
+            r.detail
+                .as_deref()
+                .map(|d| format!("  {d}"))
+                .unwrap_or_default()
+        );
+        for input in &r.inputs {
+            let _ = writeln!(
+                out,
+                "      {}  {}",
+                &input.sha256[..16.min(input.sha256.len())],
+                input.file
+            );
+        }
+    }
+    let _ = writeln!(out, "OPEN EXCEPTIONS");
+    if report.exceptions.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for (reason, count) in &report.exceptions {
+        let _ = writeln!(out, "  {reason:<20} {count}");
+    }
+    let _ = writeln!(out, "OUTBOX");
+    for status in ["queued", "sent", "failed"] {
+        let _ = writeln!(
+            out,
+            "  {status:<8} {}",
+            report.outbox.get(status).copied().unwrap_or(0)
+        );
+    }
+    out
+}
