@@ -60,6 +60,14 @@ pub enum CloseResult {
     AlreadyClosed,
 }
 
+/// Test hook: with `PAYOUT_FAILPOINT=<name>` the process dies at that point as under `kill -9`
+/// (no destructor, no rollback), so tests can prove that re-running finishes the work.
+fn failpoint(name: &str) {
+    if std::env::var("PAYOUT_FAILPOINT").is_ok_and(|point| point == name) {
+        std::process::abort();
+    }
+}
+
 fn load_master(data_dir: &Path) -> anyhow::Result<MasterData> {
     let master = MasterData::load(data_dir)
         .with_context(|| format!("reading master data in {}", data_dir.display()))?;
@@ -129,6 +137,7 @@ pub async fn ingest(
             .store_file(run_id, &file.source_file, &file.sha256, outcome)
             .await
             .with_context(|| format!("storing {}", file.source_file))?;
+        failpoint("ingest-after-file");
         if stored {
             checker.index.commit();
         } else {
@@ -328,8 +337,10 @@ async fn close_locked(
                 booked_segments: &late_segments,
                 messages: &messages,
             };
+            failpoint("close-before-commit");
             match store.close_period(plan).await.with_context(|| format!("closing {period}"))? {
                 CloseOutcome::Closed => {
+                    failpoint("close-after-commit");
                     reports::publish(&paths.reports_dir, &period_text, &staged).context("publishing reports")?;
                     let result = CloseResult::Closed { statements: computation.payouts.len(), emails: messages.len() };
                     return Ok((result, inputs));
