@@ -219,11 +219,12 @@ pub async fn run(
         let (computation, _) = compute(store, &master, period).await?;
         let exceptions = store.open_exceptions().await?;
         let period_text = period.to_string();
-        reports::remove_stale_drafts(&paths.reports_dir, &period_text)?;
+        reports::remove_stale_staging(&paths.reports_dir, &period_text)?;
         let staged =
             reports::staging_dir(&paths.reports_dir, &period_text, &format!("draft-{run_id}"));
         reports::write_period_reports(&staged, &computation, &exceptions)
             .with_context(|| format!("writing reports to {}", staged.display()))?;
+        failpoint("run-before-publish");
         reports::publish(&paths.reports_dir, &period_text, &staged)
             .context("publishing reports")?;
         let outcome = RunOutcome::Draft {
@@ -293,6 +294,7 @@ async fn close_locked(
             "period {period} is before the last closed period {closed}: it can no longer be closed; its late revenue is booked as adjustments"
         );
     }
+    reports::remove_stale_staging(&paths.reports_dir, &period_text)?;
     with_run(store, "close", period, &master.files, async |run_id| {
         let (_, inputs) = ingest(store, master, &paths.data_dir, run_id).await?;
         for _ in 0..MAX_CLOSE_ATTEMPTS {

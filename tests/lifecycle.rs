@@ -6,11 +6,19 @@ mod common;
 
 use common::{Env, assert_report, backends, expected};
 
-const CSV_REPORTS: [&str; 4] = ["payouts.csv", "eligibility.csv", "exceptions.csv", "summary.csv"];
+const CSV_REPORTS: [&str; 4] = [
+    "payouts.csv",
+    "eligibility.csv",
+    "exceptions.csv",
+    "summary.csv",
+];
 
 fn assert_reports(env: &Env, period: &str, expected_dir: &str) {
     for file in CSV_REPORTS {
-        assert_report(&env.report(period, file), &expected(expected_dir).join(file));
+        assert_report(
+            &env.report(period, file),
+            &expected(expected_dir).join(file),
+        );
     }
 }
 
@@ -22,11 +30,21 @@ N-1103,1000001,C-001,m365,2026-11,1000.00,USD\n";
 /// November's changes to the snapshot: the unknown partner appears, the missing GBP rate
 /// arrives, and Woodgrove enrols.
 fn change_master_data_for_november(env: &Env) {
-    env.append_data("partners.csv", "1000099,Tailwind Traders,direct,US,USD,ap@tailwind.example,2025-01-01,false\n");
-    env.append_data("agreements.csv", "1000099,mpn,active,2020-01-01,\n1000099,reseller,active,2024-01-01,\n");
+    env.append_data(
+        "partners.csv",
+        "1000099,Tailwind Traders,direct,US,USD,ap@tailwind.example,2025-01-01,false\n",
+    );
+    env.append_data(
+        "agreements.csv",
+        "1000099,mpn,active,2020-01-01,\n1000099,reseller,active,2024-01-01,\n",
+    );
     env.append_data("profiles.csv", "1000099,complete,validated\n");
     env.append_data("fx_rates.csv", "2026-10,GBP,EUR,1.148\n");
-    env.replace_in_data("partners.csv", "admin@woodgrove.example,,false", "admin@woodgrove.example,2026-11-01,false");
+    env.replace_in_data(
+        "partners.csv",
+        "admin@woodgrove.example,,false",
+        "admin@woodgrove.example,2026-11-01,false",
+    );
     env.write_data("revenue/2026-11-billing.csv", NOVEMBER_REVENUE);
 }
 
@@ -37,10 +55,18 @@ async fn fixture_draft_matches_expected_reports_and_repeats_byte_for_byte() {
         env.ok(&["run", "--period", "2026-10"]);
         assert_reports(&env, "2026-10", "draft-2026-10");
         let first = env.report_bytes("2026-10");
-        assert!(first.iter().any(|(name, _)| name == "earnings_lines.parquet"));
+        assert!(
+            first
+                .iter()
+                .any(|(name, _)| name == "earnings_lines.parquet")
+        );
         let again = env.ok(&["run", "--period", "2026-10"]);
         assert!(again.contains("ingested 0 file(s)"), "{again}");
-        assert_eq!(first, env.report_bytes("2026-10"), "a repeated draft must be byte-identical ({backend:?})");
+        assert_eq!(
+            first,
+            env.report_bytes("2026-10"),
+            "a repeated draft must be byte-identical ({backend:?})"
+        );
     }
 }
 
@@ -52,10 +78,16 @@ async fn months_close_in_order_with_late_revenue_retries_and_changed_master_data
         let refused = env.payout(&["close", "--period", "2026-10"]);
         assert!(!refused.status.success());
         let stderr = String::from_utf8_lossy(&refused.stderr);
-        assert!(stderr.contains("earlier period 2026-09 has revenue and is still open"), "{stderr}");
+        assert!(
+            stderr.contains("earlier period 2026-09 has revenue and is still open"),
+            "{stderr}"
+        );
 
         env.ok(&["close", "--period", "2026-09"]);
-        assert_report(&env.report("2026-09", "payouts.csv"), &expected("close-2026-09/payouts.csv"));
+        assert_report(
+            &env.report("2026-09", "payouts.csv"),
+            &expected("close-2026-09/payouts.csv"),
+        );
 
         // Late September revenue arrives after September closed: booked into October.
         env.add_late_file();
@@ -64,11 +96,24 @@ async fn months_close_in_order_with_late_revenue_retries_and_changed_master_data
         env.ok(&["close", "--period", "2026-10"]);
         assert_reports(&env, "2026-10", "close-2026-10");
         let closed = env.report_bytes("2026-10");
-        let csv = |files: &[(String, Vec<u8>)]| files.iter().filter(|(n, _)| n.ends_with(".csv")).cloned().collect::<Vec<_>>();
-        assert_eq!(csv(&draft), csv(&closed), "the draft shows what closing produces");
+        let csv = |files: &[(String, Vec<u8>)]| {
+            files
+                .iter()
+                .filter(|(n, _)| n.ends_with(".csv"))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            csv(&draft),
+            csv(&closed),
+            "the draft shows what closing produces"
+        );
 
         // Closing again, or drafting a closed period, changes nothing.
-        assert!(env.ok(&["close", "--period", "2026-10"]).contains("already closed"));
+        assert!(
+            env.ok(&["close", "--period", "2026-10"])
+                .contains("already closed")
+        );
         env.ok(&["run", "--period", "2026-10"]);
         assert_eq!(closed, env.report_bytes("2026-10"));
         let too_late = env.payout(&["close", "--period", "2026-08"]);
@@ -83,19 +128,39 @@ async fn months_close_in_order_with_late_revenue_retries_and_changed_master_data
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| (p["period"].as_str().unwrap().to_owned(), p["state"].as_str().unwrap().to_owned()))
+            .map(|p| {
+                (
+                    p["period"].as_str().unwrap().to_owned(),
+                    p["state"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect();
         assert_eq!(
             periods,
-            [("2026-09", "closed"), ("2026-10", "closed"), ("2026-11", "open")].map(|(p, s)| (p.to_owned(), s.to_owned()))
+            [
+                ("2026-09", "closed"),
+                ("2026-10", "closed"),
+                ("2026-11", "open")
+            ]
+            .map(|(p, s)| (p.to_owned(), s.to_owned()))
         );
-        assert_eq!(status["exceptions"]["UNKNOWN_PARTNER"], serde_json::Value::Null, "retried rows were ingested");
+        assert_eq!(
+            status["exceptions"]["UNKNOWN_PARTNER"],
+            serde_json::Value::Null,
+            "retried rows were ingested"
+        );
         assert_eq!(status["exceptions"]["INVALID_AMOUNT"], 4);
         // 5 September statements (6 recipients) and 24 October statements (25 recipients).
         assert_eq!(status["outbox"]["queued"], 31);
         let latest_run = &status["runs"][0];
         assert_eq!(latest_run["command"], "run");
-        assert!(latest_run["inputs"].as_array().unwrap().iter().any(|i| i["file"] == "revenue/2026-11-billing.csv"));
+        assert!(
+            latest_run["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["file"] == "revenue/2026-11-billing.csv")
+        );
     }
 }
 
@@ -108,14 +173,25 @@ async fn line_earnings_reconcile_with_period_totals() {
     env.ok(&["close", "--period", "2026-09"]);
     env.add_late_file();
     env.ok(&["close", "--period", "2026-10"]);
-    let lines = ParquetReader::new(std::fs::File::open(env.reports.join("2026-10/earnings_lines.parquet")).unwrap()).finish().unwrap();
+    let lines = ParquetReader::new(
+        std::fs::File::open(env.reports.join("2026-10/earnings_lines.parquet")).unwrap(),
+    )
+    .finish()
+    .unwrap();
     let partner = lines.column("partner_id").unwrap().str().unwrap().clone();
     let booking = lines.column("booking").unwrap().str().unwrap().clone();
     let earning = lines.column("earning").unwrap().str().unwrap().clone();
     let mut sums: std::collections::HashMap<(String, String), Decimal> = Default::default();
     for row in 0..lines.height() {
-        let value: Decimal = earning.get(row).map_or(Decimal::ZERO, |e| e.parse().unwrap());
-        *sums.entry((partner.get(row).unwrap().to_owned(), booking.get(row).unwrap().to_owned())).or_default() += value;
+        let value: Decimal = earning
+            .get(row)
+            .map_or(Decimal::ZERO, |e| e.parse().unwrap());
+        *sums
+            .entry((
+                partner.get(row).unwrap().to_owned(),
+                booking.get(row).unwrap().to_owned(),
+            ))
+            .or_default() += value;
     }
     let payouts = env.report("2026-10", "payouts.csv");
     let mut reader = csv::Reader::from_reader(payouts.as_bytes());
@@ -124,9 +200,17 @@ async fn line_earnings_reconcile_with_period_totals() {
         let record = record.unwrap();
         let minor = record[5].split('.').nth(1).map_or(0, |f| f.len() as u32);
         for (column, kind) in [(5, "earned"), (6, "adjustment")] {
-            let sum = sums.get(&(record[0].to_owned(), kind.to_owned())).copied().unwrap_or_default();
+            let sum = sums
+                .get(&(record[0].to_owned(), kind.to_owned()))
+                .copied()
+                .unwrap_or_default();
             let rounded = sum.round_dp_with_strategy(minor, RoundingStrategy::MidpointNearestEven);
-            assert_eq!(rounded, record[column].parse::<Decimal>().unwrap(), "partner {} {kind}", &record[0]);
+            assert_eq!(
+                rounded,
+                record[column].parse::<Decimal>().unwrap(),
+                "partner {} {kind}",
+                &record[0]
+            );
             checked += 1;
         }
     }
@@ -136,16 +220,31 @@ async fn line_earnings_reconcile_with_period_totals() {
 #[tokio::test]
 async fn bad_master_data_fails_before_anything_is_written() {
     let env = Env::new(common::Backend::Sqlite).await;
-    env.replace_in_data("agreements.csv", "1000003,mpn,active,2020-01-01,", "1000003,mpn,active,2020-13-01,");
+    env.replace_in_data(
+        "agreements.csv",
+        "1000003,mpn,active,2020-01-01,",
+        "1000003,mpn,active,2020-13-01,",
+    );
     let output = env.payout(&["run", "--period", "2026-10"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("agreements.csv: line 6: column `valid_from`"), "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one-line reason: {stderr}");
+    assert!(
+        stderr.contains("agreements.csv: line 6: column `valid_from`"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one-line reason: {stderr}"
+    );
     assert!(!env.reports.exists(), "no report may be written");
     let status = env.status_json();
     assert_eq!(status["runs"].as_array().unwrap().len(), 0);
-    assert_eq!(status["periods"].as_array().unwrap().len(), 0, "no revenue was ingested");
+    assert_eq!(
+        status["periods"].as_array().unwrap().len(),
+        0,
+        "no revenue was ingested"
+    );
 }
 
 #[tokio::test]
@@ -155,6 +254,9 @@ async fn a_missing_threshold_currency_is_a_configuration_error() {
     let output = env.payout(&["run", "--period", "2026-10"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("program `csp-direct` has no min_payout for KWD"), "{stderr}");
+    assert!(
+        stderr.contains("program `csp-direct` has no min_payout for KWD"),
+        "{stderr}"
+    );
     assert!(!env.reports.exists());
 }

@@ -214,15 +214,17 @@ pub fn publish(reports_dir: &Path, period: &str, staged: &Path) -> io::Result<()
     File::open(reports_dir)?.sync_all()
 }
 
-/// Removes staging folders of drafts that a crashed process left behind.
-pub fn remove_stale_drafts(reports_dir: &Path, period: &str) -> io::Result<()> {
+/// Removes staging folders that a crashed process left behind. Only for a period that is not
+/// closed, under the ledger lease: no staging of a committed close can be among them.
+pub fn remove_stale_staging(reports_dir: &Path, period: &str) -> io::Result<()> {
     let Ok(entries) = std::fs::read_dir(reports_dir) else {
         return Ok(());
     };
-    let prefix = format!(".{period}.draft-");
+    let prefixes = [format!(".{period}.draft-"), format!(".{period}.close-")];
     for entry in entries {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
             std::fs::remove_dir_all(entry.path())?;
         }
     }

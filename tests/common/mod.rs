@@ -56,7 +56,9 @@ pub fn fixtures() -> PathBuf {
 }
 
 pub fn expected(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/expected")
+        .join(name)
 }
 
 impl Env {
@@ -71,7 +73,13 @@ impl Env {
             Backend::Sqlite => format!("sqlite://{}", dir.path().join("payout.db").display()),
             Backend::Postgres => fresh_postgres_database().await,
         };
-        Self { dir, data, reports, database_url, backend }
+        Self {
+            dir,
+            data,
+            reports,
+            database_url,
+            backend,
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -116,7 +124,12 @@ impl Env {
             .unwrap()
             .map(|e| e.unwrap())
             .filter(|e| e.file_type().unwrap().is_file())
-            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
             .collect();
         files.sort();
         files
@@ -127,7 +140,11 @@ impl Env {
     }
 
     pub fn add_late_file(&self) {
-        std::fs::copy(fixtures().join("late/2026-10-late-september.csv"), self.data.join("revenue/2026-10-late-september.csv")).unwrap();
+        std::fs::copy(
+            fixtures().join("late/2026-10-late-september.csv"),
+            self.data.join("revenue/2026-10-late-september.csv"),
+        )
+        .unwrap();
     }
 
     pub fn write_data(&self, name: &str, text: &str) {
@@ -150,8 +167,13 @@ impl Env {
 async fn fresh_postgres_database() -> String {
     let admin_url = std::env::var(POSTGRES_ENV).unwrap();
     let name = format!("payout_t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let mut url = url::Url::parse(&admin_url).unwrap();
     url.set_path(&name);
     url.to_string()
@@ -159,7 +181,8 @@ async fn fresh_postgres_database() -> String {
 
 /// Compares a report with its expected file, showing both on mismatch.
 pub fn assert_report(actual: &str, expected_file: &Path) {
-    let expected = std::fs::read_to_string(expected_file).unwrap_or_else(|e| panic!("{}: {e}", expected_file.display()));
+    let expected = std::fs::read_to_string(expected_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", expected_file.display()));
     assert!(
         actual == expected,
         "report differs from {}\n--- expected\n{expected}\n--- actual\n{actual}",
