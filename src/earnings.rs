@@ -145,13 +145,24 @@ pub fn check_configuration(master: &MasterData) -> Result<(), ComputeError> {
     Ok(())
 }
 
+/// A statement line's key: booking, category, line currency, rate text.
+type CategoryKey = (Booking, String, String, Option<String>);
+
+/// A statement line's running totals: lines, revenue in 10^-6 units, exact earning.
+#[derive(Default)]
+struct CategoryTotals {
+    lines: u64,
+    revenue_micro: i128,
+    earning: ExactSum,
+}
+
 #[derive(Default)]
 struct PartnerAccumulator {
     earned: ExactSum,
     adjustments: ExactSum,
     own_lines: u64,
     late_lines: u64,
-    categories: BTreeMap<(Booking, String, String, Option<String>), (u64, i128, ExactSum)>,
+    categories: BTreeMap<CategoryKey, CategoryTotals>,
 }
 
 /// Column builders of `earnings_lines.parquet`.
@@ -345,10 +356,10 @@ pub fn compute_period(
                     rate.map(|r| r.text.clone()),
                 );
                 let entry = accumulator.categories.entry(key).or_default();
-                entry.0 += 1;
-                entry.1 += i128::from(micro);
+                entry.lines += 1;
+                entry.revenue_micro += i128::from(micro);
                 if let Some(value) = earning {
-                    entry.2.add(value);
+                    entry.earning.add(value);
                 }
             }
             let earning_text = earning.map(|e| format_scaled(e, EARNING_SCALE, 6));
@@ -434,16 +445,18 @@ pub fn compute_period(
             .categories
             .iter()
             .map(
-                |((booking, category, line_currency, rate), (count, revenue, earning))| {
-                    CategoryLine {
-                        booking: *booking,
-                        product_category: category.clone(),
-                        line_currency: line_currency.clone(),
-                        rate: rate.clone(),
-                        lines: *count,
-                        revenue: format_scaled(*revenue, crate::domain::money::AMOUNT_SCALE, 2),
-                        earning: earning_text(*earning, rate.is_some()),
-                    }
+                |((booking, category, line_currency, rate), totals)| CategoryLine {
+                    booking: *booking,
+                    product_category: category.clone(),
+                    line_currency: line_currency.clone(),
+                    rate: rate.clone(),
+                    lines: totals.lines,
+                    revenue: format_scaled(
+                        totals.revenue_micro,
+                        crate::domain::money::AMOUNT_SCALE,
+                        2,
+                    ),
+                    earning: earning_text(totals.earning, rate.is_some()),
                 },
             )
             .collect();

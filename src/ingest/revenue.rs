@@ -531,11 +531,11 @@ pub enum RetryResolution {
     StillRejected(RejectReason, String),
 }
 
+/// Segments of the rows ingested now, and what became of each retried rejection (by id).
+pub type RetryOutcome = (Vec<Segment>, Vec<(i64, RetryResolution)>);
+
 /// Checks retried rows again, before any new file (SPEC §7.16).
-pub fn retry_rows(
-    rows: &[PendingRow],
-    checker: &mut RowChecker,
-) -> PolarsResult<(Vec<Segment>, Vec<(i64, RetryResolution)>)> {
+pub fn retry_rows(rows: &[PendingRow], checker: &mut RowChecker) -> PolarsResult<RetryOutcome> {
     let mut builder = SegmentBuilder::new();
     let mut segments = Vec::new();
     let mut resolutions = Vec::with_capacity(rows.len());
