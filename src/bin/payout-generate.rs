@@ -112,7 +112,10 @@ security = "0.125"
     let mut agreements = BufWriter::new(File::create(args.out.join("agreements.csv"))?);
     let mut competencies = BufWriter::new(File::create(args.out.join("competencies.csv"))?);
     let mut profiles = BufWriter::new(File::create(args.out.join("profiles.csv"))?);
-    writeln!(partners, "partner_id,name,partner_type,country,payout_currency,admin_email,enrolled_on,legacy_portal")?;
+    writeln!(
+        partners,
+        "partner_id,name,partner_type,country,payout_currency,admin_email,enrolled_on,legacy_portal"
+    )?;
     writeln!(agreements, "partner_id,kind,status,valid_from,valid_to")?;
     writeln!(competencies, "partner_id,competency,valid_from,valid_to")?;
     writeln!(profiles, "partner_id,tax_profile,payment_profile")?;
@@ -126,24 +129,53 @@ security = "0.125"
             1 => format!("=Partner {index}"),
             _ => format!("Partner {index}"),
         };
-        let kind = if indirect { "indirect_provider" } else { "direct" };
+        let kind = if indirect {
+            "indirect_provider"
+        } else {
+            "direct"
+        };
         let enrolled = if rng.below(20) == 0 { "" } else { "2025-01-01" };
-        writeln!(partners, "{id},{name},{kind},{},{},admin{index}@example.com,{enrolled},{}", COUNTRIES[c], CURRENCIES[c], index % 7 == 0)?;
+        writeln!(
+            partners,
+            "{id},{name},{kind},{},{},admin{index}@example.com,{enrolled},{}",
+            COUNTRIES[c],
+            CURRENCIES[c],
+            index % 7 == 0
+        )?;
         if rng.below(25) != 0 {
             writeln!(agreements, "{id},mpn,active,2020-01-01,")?;
         }
-        writeln!(agreements, "{id},{},active,2024-01-01,", if indirect { "cloud_distributor" } else { "reseller" })?;
+        writeln!(
+            agreements,
+            "{id},{},active,2024-01-01,",
+            if indirect {
+                "cloud_distributor"
+            } else {
+                "reseller"
+            }
+        )?;
         if indirect && rng.below(20) != 0 {
             writeln!(competencies, "{id},cloud-platform-gold,2024-01-01,")?;
         }
-        let tax = if rng.below(30) == 0 { "incomplete" } else { "complete" };
-        let payment = if rng.below(30) == 0 { "pending" } else { "validated" };
+        let tax = if rng.below(30) == 0 {
+            "incomplete"
+        } else {
+            "complete"
+        };
+        let payment = if rng.below(30) == 0 {
+            "pending"
+        } else {
+            "validated"
+        };
         writeln!(profiles, "{id},{tax},{payment}")?;
     }
     for mut file in [partners, agreements, competencies, profiles] {
         file.flush()?;
     }
-    fs::write(args.out.join("users.csv"), "partner_id,email,name,role,active\n")?;
+    fs::write(
+        args.out.join("users.csv"),
+        "partner_id,email,name,role,active\n",
+    )?;
 
     let mut fx = String::from("period,from_currency,to_currency,rate\n");
     for period in ["2026-09", "2026-10"] {
@@ -161,14 +193,28 @@ security = "0.125"
     }
     fs::write(args.out.join("fx_rates.csv"), fx)?;
 
-    let mut revenue = BufWriter::with_capacity(1 << 20, File::create(args.out.join("revenue/2026-10-revenue.csv"))?);
-    writeln!(revenue, "record_id,partner_id,customer_id,product_category,billing_month,amount,currency")?;
+    let mut revenue = BufWriter::with_capacity(
+        1 << 20,
+        File::create(args.out.join("revenue/2026-10-revenue.csv"))?,
+    );
+    writeln!(
+        revenue,
+        "record_id,partner_id,customer_id,product_category,billing_month,amount,currency"
+    )?;
     for line in 0..args.lines {
         // Skewed: a few partners carry most lines.
         let partner = ((args.partners as f64) * rng.unit().powi(3)) as u64;
         let own = currency_of[partner as usize];
-        let currency = if rng.below(5) == 0 { (own + 1 + rng.below(5) as usize) % 6 } else { own };
-        let month = if rng.below(50) == 0 { "2026-09" } else { "2026-10" };
+        let currency = if rng.below(5) == 0 {
+            (own + 1 + rng.below(5) as usize) % 6
+        } else {
+            own
+        };
+        let month = if rng.below(50) == 0 {
+            "2026-09"
+        } else {
+            "2026-10"
+        };
         let places = 2 + rng.below(3) as u32;
         let magnitude = match CURRENCIES[currency] {
             "JPY" | "KRW" => 1_000_000,
@@ -177,7 +223,12 @@ security = "0.125"
         let units = rng.below(magnitude * 10u64.pow(places)) + 1;
         let sign = if rng.below(33) == 0 { "-" } else { "" };
         let scale = 10u64.pow(places);
-        let amount = format!("{sign}{}.{:0width$}", units / scale, units % scale, width = places as usize);
+        let amount = format!(
+            "{sign}{}.{:0width$}",
+            units / scale,
+            units % scale,
+            width = places as usize
+        );
         let category = CATEGORIES[rng.below(5) as usize];
         writeln!(
             revenue,
@@ -188,6 +239,11 @@ security = "0.125"
         )?;
     }
     revenue.flush()?;
-    println!("wrote {} partners and {} revenue lines to {}", args.partners, args.lines, args.out.display());
+    println!(
+        "wrote {} partners and {} revenue lines to {}",
+        args.partners,
+        args.lines,
+        args.out.display()
+    );
     Ok(())
 }
