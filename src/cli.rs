@@ -42,6 +42,9 @@ pub struct Cli {
         default_value = "payout.toml"
     )]
     pub config: PathBuf,
+    /// Sender of every email.
+    #[arg(long, env = "PAYOUT_MAIL_FROM", global = true)]
+    pub mail_from: Option<String>,
     /// Log format on standard error.
     #[arg(long, env = "PAYOUT_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -67,6 +70,29 @@ pub enum Command {
     Close {
         #[arg(long, env = "PAYOUT_PERIOD")]
         period: Period,
+    },
+    /// Deliver the email outbox (SMTP with --smtp-url, else .eml files under --mail-dir).
+    Send {
+        /// SMTP connections, and messages in flight, at once.
+        #[arg(long, env = "PAYOUT_SMTP_CONNECTIONS", default_value_t = 4)]
+        connections: usize,
+        /// First retry delay after a temporary failure; doubled on each attempt.
+        #[arg(long, env = "PAYOUT_RETRY_BASE_MS", default_value_t = 1000)]
+        retry_base_ms: u64,
+        /// How long to wait for retries that are due soon before returning.
+        #[arg(long, env = "PAYOUT_MAX_RETRY_WAIT_SECS", default_value_t = 60)]
+        max_retry_wait_secs: u64,
+    },
+    /// Queue invitations for partners found eligible but not enrolled by the latest run.
+    Invite,
+    /// Queue the migration-wave emails and reminders due today.
+    Migrate {
+        /// The waves file.
+        #[arg(long, env = "PAYOUT_WAVES", default_value = "jobs/waves.toml")]
+        waves: PathBuf,
+        /// The date to act on (default: today, UTC).
+        #[arg(long, env = "PAYOUT_TODAY")]
+        today: Option<String>,
     },
     /// Periods, runs, outbox and exceptions at a glance.
     Status {

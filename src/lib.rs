@@ -1,12 +1,14 @@
 //! payout: a batch payout processing engine for a partner incentive program.
 //! See `README.md` for the tour and `../shared/SPEC.md` for the contract.
 
+pub mod campaigns;
 pub mod cli;
 pub mod domain;
 pub mod earnings;
 pub mod eligibility;
 pub mod ingest;
 pub mod ledger;
+pub mod notify;
 pub mod period_run;
 pub mod reports;
 pub mod settings;

@@ -2,9 +2,16 @@
 //! command, and turn the outcome into an exit code with a one-line reason.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
+use payout::campaigns;
 use payout::cli::{Cli, Command, LogFormat};
+use payout::domain::period::parse_date;
+use payout::ingest::MasterData;
+use payout::notify::Renderer;
+use payout::notify::delivery::{self, DeliveryConfig};
 use payout::period_run::{self, CloseResult, Paths, RunOutcome};
 use payout::settings::Settings;
 use payout::store::Store;
@@ -84,6 +91,47 @@ async fn execute(command: Command, settings: &Settings) -> anyhow::Result<String
             }
             CloseResult::AlreadyClosed => format!("{period} is already closed; nothing changed"),
         }),
+        Command::Send {
+            connections,
+            retry_base_ms,
+            max_retry_wait_secs,
+        } => {
+            let config = DeliveryConfig {
+                smtp_url: settings.smtp_url.clone(),
+                mail_dir: settings.mail_dir.clone(),
+                from: settings.mail_from.clone(),
+                connections,
+                retry_base_ms,
+                max_retry_wait: Duration::from_secs(max_retry_wait_secs),
+            };
+            let summary = delivery::send(&store, Arc::new(Renderer::new()?), &config).await?;
+            Ok(format!(
+                "sent {}, failed {}, retried {}, still queued {}",
+                summary.sent, summary.failed, summary.retried, summary.queued
+            ))
+        }
+        Command::Invite => {
+            let master = MasterData::load(&settings.data_dir)?;
+            Ok(match campaigns::invite(&store, &master).await? {
+                (Some(period), queued) => {
+                    format!("{queued} invitation(s) queued (eligibility as of {period})")
+                }
+                (None, _) => "no successful run yet: nothing to invite from".to_owned(),
+            })
+        }
+        Command::Migrate { waves, today } => {
+            let master = MasterData::load(&settings.data_dir)?;
+            let today = match today {
+                Some(text) => parse_date(&text)
+                    .ok_or_else(|| anyhow::anyhow!("--today `{text}` is not YYYY-MM-DD"))?,
+                None => chrono::Utc::now().date_naive(),
+            };
+            let summary = campaigns::migrate(&store, &master, &waves, today).await?;
+            Ok(format!(
+                "{today}: {} migration notice(s) and {} reminder(s) queued, {} partner(s) completed",
+                summary.notified, summary.reminded, summary.completed
+            ))
+        }
         Command::Status { json } => {
             let report = store.status_report().await?;
             if json {

@@ -14,6 +14,9 @@ use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
 use crate::ingest::revenue::{self, FileOutcome, RowChecker};
 use crate::ingest::segment;
+use crate::notify::Renderer;
+use crate::notify::statement::StatementRecord;
+use crate::notify::templates::Language;
 use crate::reports;
 use crate::store::{CloseOutcome, ClosePlan, OutboxMessage, Store, StoredFile};
 
@@ -312,6 +315,18 @@ async fn close_locked(
                     gap.detail
                 );
             }
+            let statements: Vec<StatementRecord> = computation
+                .payouts
+                .iter()
+                .map(|figures| {
+                    let partner = master.partners.get(&figures.partner_id);
+                    let language = Language::for_country(partner.map_or("", |p| p.country.as_str()));
+                    let program_name = partner
+                        .and_then(|p| master.programs.for_type(p.partner_type))
+                        .map_or("", |p| p.name.as_str());
+                    StatementRecord::from_figures(figures, period, program_name, language)
+                })
+                .collect();
             let messages: Vec<OutboxMessage> = computation
                 .payouts
                 .iter()
@@ -322,6 +337,9 @@ async fn close_locked(
                         scope: period_text.clone(),
                         recipient,
                         recipient_name,
+                        context: serde_json::json!({ "language": Language::for_country(
+                            master.partners.get(&p.partner_id).map_or("", |partner| partner.country.as_str())
+                        ).code() }),
                     })
                 })
                 .collect();
@@ -330,12 +348,13 @@ async fn close_locked(
             let exceptions = store.open_exceptions().await?;
             reports::write_period_reports(&staged, &computation, &exceptions)
                 .with_context(|| format!("writing reports to {}", staged.display()))?;
+            Renderer::new()?.write_statements(&staged.join("statements"), &statements)?;
             let plan = ClosePlan {
                 period,
                 close_id: &close_id,
                 run_id,
                 basis,
-                payouts: &computation.payouts,
+                statements: &statements,
                 booked_segments: &late_segments,
                 messages: &messages,
             };

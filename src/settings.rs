@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::cli::{Cli, LogFormat};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://payout.db";
+pub const DEFAULT_MAIL_FROM: &str = "incentives@payout.example";
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -16,6 +17,7 @@ pub struct Settings {
     pub database_url: String,
     pub smtp_url: Option<String>,
     pub mail_dir: PathBuf,
+    pub mail_from: String,
     pub log_format: LogFormat,
 }
 
@@ -28,6 +30,7 @@ struct FileSettings {
     database_url: Option<String>,
     smtp_url: Option<String>,
     mail_dir: Option<PathBuf>,
+    mail_from: Option<String>,
     log_format: Option<LogFormat>,
 }
 
@@ -57,6 +60,11 @@ impl Settings {
                 .or(file.database_url)
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             smtp_url: cli.smtp_url.clone().or(file.smtp_url),
+            mail_from: cli
+                .mail_from
+                .clone()
+                .or(file.mail_from)
+                .unwrap_or_else(|| DEFAULT_MAIL_FROM.to_owned()),
             log_format: cli
                 .log_format
                 .or(file.log_format)

@@ -4,6 +4,7 @@
 //! of a run is one transaction. Money is TEXT decimal, never a float.
 
 mod lease;
+mod outbox;
 mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -14,16 +15,18 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use lease::Lease;
+pub use outbox::{ClaimedMessage, WaveProgress};
 pub use status::{StatusReport, render_status};
 
-use crate::domain::money::{Currency, format_minor};
+use crate::domain::money::Currency;
 use crate::domain::period::Period;
-use crate::domain::reasons::{RejectReason, join_codes};
-use crate::earnings::{PartnerFigures, StoredBalance};
+use crate::domain::reasons::RejectReason;
+use crate::earnings::StoredBalance;
 use crate::ingest::master::InputFile;
 use crate::ingest::revenue::{FileIngest, PendingRow, RecordIndex, Rejection, RetryResolution};
 use crate::ingest::segment::{Segment, keys};
 use crate::ledger::Balances;
+use crate::notify::statement::StatementRecord;
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
 const INSERT_BATCH_ROWS: usize = 200;
@@ -75,7 +78,7 @@ pub fn now_ms() -> i64 {
 
 /// A value bound into a multi-row INSERT.
 #[derive(Debug, Clone)]
-enum Arg {
+pub(crate) enum Arg {
     Text(String),
     OptText(Option<String>),
     Int(i64),
@@ -109,7 +112,8 @@ pub enum CloseOutcome {
     BasisChanged,
 }
 
-/// An email to queue with a close (delivered by `payout send`).
+/// An email to queue (delivered by `payout send`). Its key, (kind, partner, scope,
+/// recipient), is unique in the outbox: queueing it twice is a no-op.
 #[derive(Debug, Clone)]
 pub struct OutboxMessage {
     pub kind: &'static str,
@@ -117,6 +121,8 @@ pub struct OutboxMessage {
     pub scope: String,
     pub recipient: String,
     pub recipient_name: String,
+    /// What the template needs beyond the stored statement (partner name, wave, …).
+    pub context: serde_json::Value,
 }
 
 #[derive(Clone)]
@@ -201,7 +207,20 @@ impl Store {
         table: &str,
         columns: &[&str],
         rows: Vec<Vec<Arg>>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<u64> {
+        Self::insert_rows_with(tx, table, columns, rows, "").await
+    }
+
+    /// Multi-row INSERT with a trailing clause (`ON CONFLICT … DO NOTHING`); returns the number
+    /// of rows inserted.
+    async fn insert_rows_with(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        table: &str,
+        columns: &[&str],
+        rows: Vec<Vec<Arg>>,
+        suffix: &str,
+    ) -> StoreResult<u64> {
+        let mut inserted = 0;
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let batch: Vec<Vec<Arg>> = rows.by_ref().take(INSERT_BATCH_ROWS).collect();
@@ -221,6 +240,8 @@ impl Store {
                 }
                 sql.push(')');
             }
+            sql.push(' ');
+            sql.push_str(suffix);
             let mut query = sqlx::query(&sql);
             for arg in batch.into_iter().flatten() {
                 query = match arg {
@@ -230,9 +251,9 @@ impl Store {
                     Arg::OptInt(v) => query.bind(v),
                 };
             }
-            query.execute(&mut **tx).await?;
+            inserted += query.execute(&mut **tx).await?.rows_affected();
         }
-        Ok(())
+        Ok(inserted)
     }
 
     // ---- runs -------------------------------------------------------------------------
@@ -415,7 +436,8 @@ impl Store {
             ],
             rows,
         )
-        .await
+        .await?;
+        Ok(())
     }
 
     /// Stores one file's outcome in one transaction. Returns false when the file was already
@@ -647,38 +669,38 @@ impl Store {
 
         let mut statements = Vec::new();
         let mut lines = Vec::new();
-        for figures in close.payouts {
-            let minor = figures.minor_units();
-            let s = &figures.settlement;
-            let money = |d: Decimal| Arg::Text(format_minor(d, minor));
+        for record in close.statements {
+            let text = |v: &String| Arg::Text(v.clone());
             statements.push(vec![
-                Arg::Text(period.clone()),
-                Arg::Text(figures.partner_id.clone()),
-                Arg::Text(figures.partner_name.clone()),
-                Arg::Text(figures.program_id.clone()),
-                Arg::Text(figures.currency.code().to_owned()),
-                money(s.earned),
-                money(s.adjustments),
-                money(s.released),
-                money(s.carried_in),
-                money(s.payable),
-                money(s.after.carried),
-                money(s.after.held),
-                Arg::Text(s.status.code().to_owned()),
-                Arg::Text(join_codes(figures.hold_reasons.iter().map(|r| r.code()))),
+                text(&period),
+                text(&record.partner_id),
+                text(&record.partner_name),
+                text(&record.program_id),
+                text(&record.program_name),
+                text(&record.language),
+                text(&record.currency),
+                text(&record.earned),
+                text(&record.adjustments),
+                text(&record.released),
+                text(&record.carried_in),
+                text(&record.payable),
+                text(&record.carried),
+                text(&record.held),
+                text(&record.status),
+                text(&record.hold_reasons),
             ]);
-            for (position, line) in figures.categories.iter().enumerate() {
+            for (position, line) in record.lines.iter().enumerate() {
                 lines.push(vec![
-                    Arg::Text(period.clone()),
-                    Arg::Text(figures.partner_id.clone()),
+                    text(&period),
+                    text(&record.partner_id),
                     Arg::Int(position as i64),
-                    Arg::Text(line.booking.as_str().to_owned()),
-                    Arg::Text(line.product_category.clone()),
-                    Arg::Text(line.line_currency.clone()),
+                    text(&line.booking),
+                    text(&line.product_category),
+                    text(&line.line_currency),
                     Arg::OptText(line.rate.clone()),
-                    Arg::Int(line.lines as i64),
-                    Arg::Text(line.revenue.clone()),
-                    Arg::Text(line.earning.clone()),
+                    Arg::Int(line.lines),
+                    text(&line.revenue),
+                    text(&line.earning),
                 ]);
             }
             sqlx::query(
@@ -686,10 +708,10 @@ impl Store {
                  ON CONFLICT (partner_id) DO UPDATE SET currency = excluded.currency, held = excluded.held, \
                  carried = excluded.carried, period = excluded.period",
             )
-            .bind(figures.partner_id.clone())
-            .bind(figures.currency.code().to_owned())
-            .bind(format_minor(s.after.held, minor))
-            .bind(format_minor(s.after.carried, minor))
+            .bind(record.partner_id.clone())
+            .bind(record.currency.clone())
+            .bind(record.held.clone())
+            .bind(record.carried.clone())
             .bind(period.clone())
             .execute(&mut *tx)
             .await?;
@@ -702,6 +724,8 @@ impl Store {
                 "partner_id",
                 "partner_name",
                 "program_id",
+                "program_name",
+                "language",
                 "currency",
                 "earned",
                 "adjustments",
@@ -741,39 +765,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let created = now_ms();
-        let messages = close
-            .messages
-            .iter()
-            .map(|m| {
-                vec![
-                    Arg::Text(m.kind.to_owned()),
-                    Arg::Text(m.partner_id.clone()),
-                    Arg::Text(m.scope.clone()),
-                    Arg::Text(m.recipient.clone()),
-                    Arg::Text(m.recipient_name.clone()),
-                    Arg::Text(format!("<{}@payout>", uuid::Uuid::new_v4())),
-                    Arg::Text("queued".into()),
-                    Arg::Int(created),
-                ]
-            })
-            .collect();
-        Self::insert_rows(
-            &mut tx,
-            "outbox",
-            &[
-                "kind",
-                "partner_id",
-                "scope",
-                "recipient",
-                "recipient_name",
-                "message_id",
-                "status",
-                "created_at_ms",
-            ],
-            messages,
-        )
-        .await?;
+        Self::insert_outbox(&mut tx, close.messages).await?;
         tx.commit().await?;
         Ok(CloseOutcome::Closed)
     }
@@ -792,7 +784,7 @@ pub struct ClosePlan<'a> {
     pub run_id: &'a str,
     /// The last closed period the computation started from.
     pub basis: Option<Period>,
-    pub payouts: &'a [PartnerFigures],
+    pub statements: &'a [StatementRecord],
     pub booked_segments: &'a [i64],
     pub messages: &'a [OutboxMessage],
 }

@@ -56,6 +56,27 @@ pub struct StatusReport {
     pub exceptions: BTreeMap<String, u64>,
     /// Outbox messages by status (queued, sent, failed).
     pub outbox: BTreeMap<String, u64>,
+    /// Messages that failed for good, with the server's reply or the reason.
+    pub failed_messages: Vec<FailedMessage>,
+    /// Migration waves: partners notified, reminders sent, partners completed.
+    pub waves: Vec<WaveStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailedMessage {
+    pub id: i64,
+    pub kind: String,
+    pub partner_id: String,
+    pub recipient: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WaveStatus {
+    pub name: String,
+    pub notified: i64,
+    pub reminders: i64,
+    pub completed: i64,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -178,11 +199,36 @@ impl Store {
         )
         .await?;
         let outbox = count_by("SELECT status, COUNT(*) FROM outbox GROUP BY status").await?;
+        let failed_messages = self
+            .failed_messages()
+            .await?
+            .into_iter()
+            .map(|(id, kind, partner_id, recipient, reason)| FailedMessage {
+                id,
+                kind,
+                partner_id,
+                recipient,
+                reason,
+            })
+            .collect();
+        let waves = self
+            .wave_summary()
+            .await?
+            .into_iter()
+            .map(|(name, notified, reminders, completed)| WaveStatus {
+                name,
+                notified,
+                reminders,
+                completed,
+            })
+            .collect();
         Ok(StatusReport {
             periods: periods.into_values().collect(),
             runs,
             exceptions,
             outbox,
+            failed_messages,
+            waves,
         })
     }
 }
@@ -252,12 +298,26 @@ pub fn render_status(report: &StatusReport) -> String {
         let _ = writeln!(out, "  {reason:<20} {count}");
     }
     let _ = writeln!(out, "OUTBOX");
-    for status in ["queued", "sent", "failed"] {
+    for status in ["queued", "sending", "sent", "failed"] {
+        let count = report.outbox.get(status).copied().unwrap_or(0);
+        let _ = writeln!(out, "  {status:<8} {count}");
+    }
+    for failed in &report.failed_messages {
         let _ = writeln!(
             out,
-            "  {status:<8} {}",
-            report.outbox.get(status).copied().unwrap_or(0)
+            "  failed #{} {} {} to {}: {}",
+            failed.id, failed.kind, failed.partner_id, failed.recipient, failed.reason
         );
+    }
+    if !report.waves.is_empty() {
+        let _ = writeln!(out, "MIGRATION WAVES");
+        for wave in &report.waves {
+            let _ = writeln!(
+                out,
+                "  {:<20} notified {:>6}  reminders {:>6}  completed {:>6}",
+                wave.name, wave.notified, wave.reminders, wave.completed
+            );
+        }
     }
     out
 }

@@ -1,0 +1,515 @@
+//! PDF statements drawn with krilla in an embedded subset of Noto Sans CJK (Latin, Hangul,
+//! kana and JIS kanji; `scripts/subset-fonts.sh`), so partner names in any of those scripts
+//! render on every host without installing fonts. Layout is computed first as pages of drawing
+//! operations, then written; no clock or random value enters the file, so the same statement
+//! always gives the same bytes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use krilla::Document;
+use krilla::geom::{PathBuilder, Point, Rect};
+use krilla::metadata::Metadata;
+use krilla::page::PageSettings;
+use krilla::paint::{Fill, Stroke};
+use krilla::text::{Font, TextDirection};
+use skrifa::MetadataProvider;
+use skrifa::instance::{LocationRef, Size};
+
+use super::statement::StatementDoc;
+use super::templates::{Language, Templates};
+
+static REGULAR: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Subset-Regular.otf");
+static BOLD: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Subset-Bold.otf");
+
+const PAGE_WIDTH: f32 = 595.28;
+const PAGE_HEIGHT: f32 = 841.89;
+const MARGIN: f32 = 50.0;
+const BOTTOM: f32 = PAGE_HEIGHT - 60.0;
+const RIGHT: f32 = PAGE_WIDTH - MARGIN;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PdfError {
+    #[error("embedded font cannot be read")]
+    Font,
+    #[error("PDF: {0}")]
+    Write(String),
+}
+
+/// One font, with a cache of advance widths at 1 pt.
+struct Face {
+    font: Font,
+    data: &'static [u8],
+    widths: Mutex<HashMap<char, f32>>,
+}
+
+impl Face {
+    fn new(data: &'static [u8]) -> Result<Self, PdfError> {
+        let font = Font::new(data.into(), 0).ok_or(PdfError::Font)?;
+        skrifa::FontRef::new(data).map_err(|_| PdfError::Font)?;
+        Ok(Self {
+            font,
+            data,
+            widths: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn width(&self, text: &str, size: f32) -> f32 {
+        let mut cache = self.widths.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = 0.0;
+        for ch in text.chars() {
+            let advance = *cache.entry(ch).or_insert_with(|| {
+                let Ok(font) = skrifa::FontRef::new(self.data) else {
+                    return 0.5;
+                };
+                let glyph = font.charmap().map(ch).unwrap_or_default();
+                font.glyph_metrics(Size::new(1000.0), LocationRef::default())
+                    .advance_width(glyph)
+                    .unwrap_or(500.0)
+                    / 1000.0
+            });
+            total += advance;
+        }
+        total * size
+    }
+}
+
+/// The faces statements are drawn with; load once per process and share.
+pub struct FontSet {
+    regular: Face,
+    bold: Face,
+}
+
+impl FontSet {
+    pub fn load() -> Result<Arc<Self>, PdfError> {
+        Ok(Arc::new(Self {
+            regular: Face::new(REGULAR)?,
+            bold: Face::new(BOLD)?,
+        }))
+    }
+
+    fn face(&self, bold: bool) -> &Face {
+        if bold { &self.bold } else { &self.regular }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Color {
+    Text,
+    Muted,
+    Accent,
+    Rule,
+    Band,
+    Warning,
+}
+
+impl Color {
+    fn rgb(self) -> krilla::color::rgb::Color {
+        let (r, g, b) = match self {
+            Color::Text => (31, 41, 51),
+            Color::Muted => (82, 96, 109),
+            Color::Accent => (11, 83, 148),
+            Color::Rule => (210, 214, 220),
+            Color::Band => (238, 242, 247),
+            Color::Warning => (192, 57, 43),
+        };
+        krilla::color::rgb::Color::new(r, g, b)
+    }
+}
+
+enum Op {
+    Text {
+        x: f32,
+        y: f32,
+        size: f32,
+        bold: bool,
+        color: Color,
+        text: String,
+    },
+    Rect {
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        color: Color,
+    },
+    Line {
+        x1: f32,
+        x2: f32,
+        y: f32,
+        width: f32,
+        color: Color,
+    },
+}
+
+/// Lays out text top-down over as many pages as needed.
+struct Layout<'f> {
+    fonts: &'f FontSet,
+    pages: Vec<Vec<Op>>,
+    y: f32,
+}
+
+impl<'f> Layout<'f> {
+    fn new(fonts: &'f FontSet) -> Self {
+        Self {
+            fonts,
+            pages: vec![Vec::new()],
+            y: 70.0,
+        }
+    }
+
+    fn ops(&mut self) -> &mut Vec<Op> {
+        // Invariant: `pages` starts with one page and only grows.
+        self.pages.last_mut().expect("a page")
+    }
+
+    fn need(&mut self, height: f32) {
+        if self.y + height > BOTTOM {
+            self.pages.push(Vec::new());
+            self.y = 70.0;
+        }
+    }
+
+    fn width(&self, text: &str, size: f32, bold: bool) -> f32 {
+        self.fonts.face(bold).width(text, size)
+    }
+
+    fn text(&mut self, x: f32, size: f32, bold: bool, color: Color, text: &str) {
+        let y = self.y;
+        self.ops().push(Op::Text {
+            x,
+            y,
+            size,
+            bold,
+            color,
+            text: text.to_owned(),
+        });
+    }
+
+    fn text_right(&mut self, right: f32, size: f32, bold: bool, color: Color, text: &str) {
+        let x = right - self.width(text, size, bold);
+        self.text(x, size, bold, color, text);
+    }
+
+    fn rule(&mut self, y: f32, width: f32, color: Color) {
+        self.ops().push(Op::Line {
+            x1: MARGIN,
+            x2: RIGHT,
+            y,
+            width,
+            color,
+        });
+    }
+
+    /// Breaks `text` into lines no wider than `max_width`, at spaces where it can and between
+    /// characters where it must (CJK text has no spaces).
+    fn wrap(&self, text: &str, size: f32, bold: bool, max_width: f32) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut current = String::new();
+        for word in text.split_inclusive(' ') {
+            let candidate = format!("{current}{word}");
+            if self.width(candidate.trim_end(), size, bold) <= max_width {
+                current = candidate;
+                continue;
+            }
+            if !current.is_empty() {
+                lines.push(current.trim_end().to_owned());
+                current.clear();
+            }
+            for ch in word.chars() {
+                current.push(ch);
+                if self.width(current.trim_end(), size, bold) > max_width {
+                    current.pop();
+                    lines.push(std::mem::take(&mut current));
+                    current.push(ch);
+                }
+            }
+        }
+        if !current.trim().is_empty() {
+            lines.push(current.trim_end().to_owned());
+        }
+        lines
+    }
+
+    fn paragraph(&mut self, x: f32, size: f32, bold: bool, color: Color, text: &str) {
+        for line in self.wrap(text, size, bold, RIGHT - x) {
+            self.need(size * 1.5);
+            self.text(x, size, bold, color, &line);
+            self.y += size * 1.45;
+        }
+    }
+}
+
+/// Draws the statement and returns the PDF bytes.
+pub fn render_statement_pdf(
+    doc: &StatementDoc,
+    templates: &Templates,
+    fonts: &FontSet,
+) -> Result<Vec<u8>, PdfError> {
+    let language = Language::from_code(&doc.language);
+    let label = |key: &str| templates.label(language, key);
+    let mut l = Layout::new(fonts);
+
+    l.text(MARGIN, 20.0, true, Color::Accent, &label("title"));
+    l.y += 18.0;
+    l.text(
+        MARGIN,
+        9.5,
+        false,
+        Color::Muted,
+        &format!("{} · {}", label("issued_by"), doc.program_name),
+    );
+    l.y += 10.0;
+    let y = l.y;
+    l.rule(y, 2.0, Color::Accent);
+    l.y += 24.0;
+
+    let program = format!("{} ({})", doc.program_name, doc.program_id);
+    for (key, value) in [
+        ("partner", doc.partner_name.as_str()),
+        ("partner_id", doc.partner_id.as_str()),
+        ("program", program.as_str()),
+        ("period", doc.period.as_str()),
+        ("currency", doc.currency.as_str()),
+    ] {
+        l.text(MARGIN, 9.5, false, Color::Muted, &label(key));
+        l.text(MARGIN + 130.0, 10.5, key == "partner", Color::Text, value);
+        l.y += 16.0;
+    }
+    l.y += 14.0;
+
+    l.text(MARGIN, 13.0, true, Color::Text, &label("lines_title"));
+    l.y += 10.0;
+    // Columns: category, booked as, lines (right edge), revenue, rate, earning.
+    let (c_booking, r_lines, r_revenue, r_rate, r_earning) =
+        (MARGIN + 80.0, 300.0, 425.0, 470.0, RIGHT - 4.0);
+    if doc.lines.is_empty() {
+        l.y += 8.0;
+        l.text(MARGIN, 10.0, false, Color::Muted, &label("no_lines"));
+        l.y += 16.0;
+    } else {
+        let band_y = l.y;
+        l.ops().push(Op::Rect {
+            x: MARGIN,
+            y: band_y,
+            w: RIGHT - MARGIN,
+            h: 18.0,
+            color: Color::Band,
+        });
+        l.y += 12.5;
+        l.text(MARGIN + 4.0, 8.5, true, Color::Text, &label("category"));
+        l.text(c_booking, 8.5, true, Color::Text, &label("booking"));
+        l.text_right(r_lines, 8.5, true, Color::Text, &label("lines"));
+        l.text_right(r_revenue, 8.5, true, Color::Text, &label("revenue"));
+        l.text_right(r_rate, 8.5, true, Color::Text, &label("rate"));
+        l.text_right(
+            r_earning,
+            8.5,
+            true,
+            Color::Text,
+            &format!("{} ({})", label("earning"), doc.currency),
+        );
+        l.y += 5.5;
+        for line in &doc.lines {
+            l.need(18.0);
+            l.y += 13.5;
+            l.text(MARGIN + 4.0, 9.5, false, Color::Text, &line.category);
+            l.text(c_booking, 9.5, false, Color::Text, &line.booking_label);
+            l.text_right(r_lines, 9.5, false, Color::Text, &line.lines.to_string());
+            l.text_right(r_revenue, 9.5, false, Color::Text, &line.revenue);
+            l.text_right(r_rate, 9.5, false, Color::Text, &line.rate_label);
+            l.text_right(r_earning, 9.5, false, Color::Text, &line.earning);
+            l.y += 5.0;
+            let y = l.y;
+            l.rule(y, 0.5, Color::Rule);
+        }
+        l.y += 10.0;
+    }
+    l.y += 14.0;
+
+    l.need(150.0);
+    l.text(MARGIN, 13.0, true, Color::Text, &label("summary_title"));
+    l.y += 20.0;
+    for (key, value) in [
+        ("earned", &doc.earned),
+        ("adjustments", &doc.adjustments),
+        ("released", &doc.released),
+        ("carried_in", &doc.carried_in),
+        ("payable", &doc.payable),
+        ("carried", &doc.carried),
+        ("held", &doc.held),
+    ] {
+        let total = key == "payable";
+        if total {
+            let y = l.y - 11.0;
+            l.rule(y, 1.2, Color::Text);
+        }
+        l.text(MARGIN + 4.0, 10.0, total, Color::Text, &label(key));
+        l.text_right(r_earning, 10.0, total, Color::Text, value);
+        l.y += 17.0;
+    }
+    l.y += 8.0;
+
+    let status_lines = l.wrap(
+        &format!("{}: {}", label("status"), doc.status_text),
+        10.0,
+        true,
+        RIGHT - MARGIN - 20.0,
+    );
+    let box_height = 10.0 + status_lines.len() as f32 * 14.5;
+    l.need(box_height + 10.0);
+    let box_y = l.y;
+    let accent = if doc.status == "HELD" {
+        Color::Warning
+    } else {
+        Color::Accent
+    };
+    l.ops().push(Op::Rect {
+        x: MARGIN,
+        y: box_y,
+        w: RIGHT - MARGIN,
+        h: box_height,
+        color: Color::Band,
+    });
+    l.ops().push(Op::Rect {
+        x: MARGIN,
+        y: box_y,
+        w: 4.0,
+        h: box_height,
+        color: accent,
+    });
+    l.y += 16.0;
+    for line in status_lines {
+        l.text(MARGIN + 14.0, 10.0, true, Color::Text, &line);
+        l.y += 14.5;
+    }
+    l.y += 12.0;
+
+    if !doc.holds.is_empty() {
+        l.need(40.0);
+        l.text(MARGIN, 12.0, true, Color::Text, &label("holds_title"));
+        l.y += 18.0;
+        for hold in &doc.holds {
+            l.paragraph(
+                MARGIN + 10.0,
+                10.0,
+                true,
+                Color::Warning,
+                &format!("• {}", hold.text),
+            );
+            l.paragraph(MARGIN + 20.0, 9.5, false, Color::Text, &hold.action);
+            l.y += 4.0;
+        }
+    }
+    l.y += 10.0;
+    l.paragraph(MARGIN, 8.0, false, Color::Muted, &label("footnote"));
+
+    write_pdf(l, doc)
+}
+
+fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8>, PdfError> {
+    let mut document = Document::new();
+    document.set_metadata(
+        Metadata::new()
+            .title(format!(
+                "{} {} {}",
+                doc.partner_id, doc.period, doc.partner_name
+            ))
+            .producer("payout".into()),
+    );
+    let page_count = layout.pages.len();
+    for (number, ops) in layout.pages.iter().enumerate() {
+        let settings = PageSettings::from_wh(PAGE_WIDTH, PAGE_HEIGHT)
+            .ok_or_else(|| PdfError::Write("page size".into()))?;
+        let mut page = document.start_page_with(settings);
+        let mut surface = page.surface();
+        for op in ops {
+            match op {
+                Op::Text {
+                    x,
+                    y,
+                    size,
+                    bold,
+                    color,
+                    text,
+                } => {
+                    surface.set_fill(Some(Fill {
+                        paint: color.rgb().into(),
+                        ..Fill::default()
+                    }));
+                    let face = layout.fonts.face(*bold);
+                    surface.draw_text(
+                        Point::from_xy(*x, *y),
+                        face.font.clone(),
+                        *size,
+                        text,
+                        false,
+                        TextDirection::Auto,
+                    );
+                }
+                Op::Rect { x, y, w, h, color } => {
+                    let mut builder = PathBuilder::new();
+                    if let Some(rect) = Rect::from_xywh(*x, *y, *w, *h) {
+                        builder.push_rect(rect);
+                    }
+                    if let Some(path) = builder.finish() {
+                        surface.set_fill(Some(Fill {
+                            paint: color.rgb().into(),
+                            ..Fill::default()
+                        }));
+                        surface.set_stroke(None);
+                        surface.draw_path(&path);
+                    }
+                }
+                Op::Line {
+                    x1,
+                    x2,
+                    y,
+                    width,
+                    color,
+                } => {
+                    let mut builder = PathBuilder::new();
+                    builder.move_to(*x1, *y);
+                    builder.line_to(*x2, *y);
+                    if let Some(path) = builder.finish() {
+                        surface.set_fill(None);
+                        surface.set_stroke(Some(Stroke {
+                            paint: color.rgb().into(),
+                            width: *width,
+                            ..Stroke::default()
+                        }));
+                        surface.draw_path(&path);
+                        surface.set_stroke(None);
+                    }
+                }
+            }
+        }
+        if page_count > 1 {
+            let footer = format!(
+                "{} · {} · {}/{}",
+                doc.partner_id,
+                doc.period,
+                number + 1,
+                page_count
+            );
+            surface.set_fill(Some(Fill {
+                paint: Color::Muted.rgb().into(),
+                ..Fill::default()
+            }));
+            let face = layout.fonts.face(false);
+            surface.draw_text(
+                Point::from_xy(MARGIN, PAGE_HEIGHT - 30.0),
+                face.font.clone(),
+                8.0,
+                &footer,
+                false,
+                TextDirection::Auto,
+            );
+        }
+        surface.finish();
+        page.finish();
+    }
+    document
+        .finish()
+        .map_err(|e| PdfError::Write(format!("{e:?}")))
+}

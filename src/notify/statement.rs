@@ -1,0 +1,240 @@
+//! Payment statements (SPEC §3): the record a close stores, and the document it renders to,
+//! in HTML (a template file) and PDF. The same record renders the same bytes wherever it is
+//! rendered, so `close` and `send` show the partner identical statements.
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::Serialize;
+
+use super::templates::{Language, Templates};
+use crate::domain::money::format_minor;
+use crate::domain::period::Period;
+use crate::domain::reasons::join_codes;
+use crate::earnings::PartnerFigures;
+
+/// One summarised line of a statement, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatementLineRecord {
+    pub booking: String,
+    pub product_category: String,
+    pub line_currency: String,
+    pub rate: Option<String>,
+    pub lines: i64,
+    pub revenue: String,
+    pub earning: String,
+}
+
+/// A statement as a close records it: figures already in minor units, as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatementRecord {
+    pub period: String,
+    pub partner_id: String,
+    pub partner_name: String,
+    pub program_id: String,
+    pub program_name: String,
+    pub currency: String,
+    pub language: String,
+    pub earned: String,
+    pub adjustments: String,
+    pub released: String,
+    pub carried_in: String,
+    pub payable: String,
+    pub carried: String,
+    pub held: String,
+    pub status: String,
+    /// `;`-joined, sorted.
+    pub hold_reasons: String,
+    pub lines: Vec<StatementLineRecord>,
+}
+
+impl StatementRecord {
+    pub fn from_figures(
+        figures: &PartnerFigures,
+        period: Period,
+        program_name: &str,
+        language: Language,
+    ) -> Self {
+        let minor = figures.minor_units();
+        let money = |d: Decimal| format_minor(d, minor);
+        let s = &figures.settlement;
+        Self {
+            period: period.to_string(),
+            partner_id: figures.partner_id.clone(),
+            partner_name: figures.partner_name.clone(),
+            program_id: figures.program_id.clone(),
+            program_name: program_name.to_owned(),
+            currency: figures.currency.code().to_owned(),
+            language: language.code().to_owned(),
+            earned: money(s.earned),
+            adjustments: money(s.adjustments),
+            released: money(s.released),
+            carried_in: money(s.carried_in),
+            payable: money(s.payable),
+            carried: money(s.after.carried),
+            held: money(s.after.held),
+            status: s.status.code().to_owned(),
+            hold_reasons: join_codes(figures.hold_reasons.iter().map(|r| r.code())),
+            lines: figures
+                .categories
+                .iter()
+                .map(|c| StatementLineRecord {
+                    booking: c.booking.as_str().to_owned(),
+                    product_category: c.product_category.clone(),
+                    line_currency: c.line_currency.clone(),
+                    rate: c.rate.clone(),
+                    lines: c.lines as i64,
+                    revenue: c.revenue.clone(),
+                    earning: c.earning.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn hold_codes(&self) -> impl Iterator<Item = &str> {
+        self.hold_reasons.split(';').filter(|c| !c.is_empty())
+    }
+}
+
+/// Groups the integer part of decimal text by thousands: `-1234567.50` -> `-1,234,567.50`.
+pub fn group_thousands(text: &str) -> String {
+    let (sign, unsigned) = text
+        .strip_prefix('-')
+        .map_or(("", text), |rest| ("-", rest));
+    let (int_part, frac) = unsigned
+        .split_once('.')
+        .map_or((unsigned, None), |(i, f)| (i, Some(f)));
+    let mut grouped = String::with_capacity(int_part.len() + int_part.len() / 3);
+    for (i, ch) in int_part.chars().enumerate() {
+        if i > 0 && (int_part.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// An amount as a partner reads it: grouped digits and the currency code.
+pub fn display_money(minor_text: &str, currency: &str) -> String {
+    format!("{} {currency}", group_thousands(minor_text))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LineDoc {
+    pub category: String,
+    pub booking_label: String,
+    pub lines: i64,
+    pub revenue: String,
+    pub rate_label: String,
+    pub earning: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldDoc {
+    pub code: String,
+    pub text: String,
+    pub action: String,
+}
+
+/// A statement ready to render: every text in the partner's language, amounts formatted.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementDoc {
+    pub language: String,
+    pub partner_id: String,
+    pub partner_name: String,
+    pub program_id: String,
+    pub program_name: String,
+    pub period: String,
+    pub currency: String,
+    pub lines: Vec<LineDoc>,
+    pub earned: String,
+    pub adjustments: String,
+    pub released: String,
+    pub carried_in: String,
+    pub payable: String,
+    pub carried: String,
+    pub held: String,
+    pub status: String,
+    pub status_text: String,
+    pub holds: Vec<HoldDoc>,
+}
+
+impl StatementDoc {
+    pub fn new(record: &StatementRecord, templates: &Templates) -> Self {
+        let language = Language::from_code(&record.language);
+        let label = |key: &str| templates.label(language, key);
+        let currency = record.currency.as_str();
+        let minor = crate::domain::money::Currency::parse(currency)
+            .and_then(|c| c.minor_units())
+            .unwrap_or(2);
+        let lines = record
+            .lines
+            .iter()
+            .map(|line| LineDoc {
+                category: line.product_category.clone(),
+                booking_label: label(if line.booking == "adjustment" {
+                    "booking_adjustment"
+                } else {
+                    "booking_earned"
+                }),
+                lines: line.lines,
+                revenue: display_money(&line.revenue, &line.line_currency),
+                rate_label: line.rate.clone().unwrap_or_else(|| label("no_rate")),
+                earning: group_thousands(&round_text(&line.earning, minor)),
+            })
+            .collect();
+        let money = |text: &str| display_money(text, currency);
+        Self {
+            language: language.code().to_owned(),
+            partner_id: record.partner_id.clone(),
+            partner_name: record.partner_name.clone(),
+            program_id: record.program_id.clone(),
+            program_name: record.program_name.clone(),
+            period: record.period.clone(),
+            currency: currency.to_owned(),
+            lines,
+            earned: money(&record.earned),
+            adjustments: money(&record.adjustments),
+            released: money(&record.released),
+            carried_in: money(&record.carried_in),
+            payable: money(&record.payable),
+            carried: money(&record.carried),
+            held: money(&record.held),
+            status: record.status.clone(),
+            status_text: templates.label(language, &format!("statuses.{}", record.status)),
+            holds: record
+                .hold_codes()
+                .map(|code| HoldDoc {
+                    code: code.to_owned(),
+                    text: templates.label(language, &format!("holds.{code}.text")),
+                    action: templates.label(language, &format!("holds.{code}.action")),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Exact decimal text rounded half-even to `minor` places for display.
+fn round_text(exact: &str, minor: u32) -> String {
+    match exact.parse::<Decimal>() {
+        Ok(value) => format_minor(
+            value.round_dp_with_strategy(minor, RoundingStrategy::MidpointNearestEven),
+            minor,
+        ),
+        Err(_) => exact.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(group_thousands("1207.74"), "1,207.74");
+        assert_eq!(group_thousands("-1234567"), "-1,234,567");
+        assert_eq!(group_thousands("999"), "999");
+        assert_eq!(group_thousands("0.000"), "0.000");
+    }
+}

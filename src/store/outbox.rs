@@ -1,0 +1,398 @@
+//! The email outbox: rows are queued in the same transaction as the decision that causes them,
+//! unique on (kind, partner, scope, recipient); senders claim rows, so several `payout send`
+//! processes deliver each message once; a claim left by a dead sender is released.
+
+use sqlx::Row;
+
+use super::lease::{host_name, process_alive};
+use super::{Arg, OutboxMessage, Store, StoreError, StoreResult, now_ms};
+use crate::notify::statement::{StatementLineRecord, StatementRecord};
+
+/// A claimed message, ready to compose and deliver.
+#[derive(Debug, Clone)]
+pub struct ClaimedMessage {
+    pub id: i64,
+    pub kind: String,
+    pub partner_id: String,
+    pub scope: String,
+    pub recipient: String,
+    pub recipient_name: String,
+    pub message_id: String,
+    pub context: serde_json::Value,
+    pub attempts: i64,
+}
+
+/// A legacy-portal partner's progress through its migration wave.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaveProgress {
+    pub wave: String,
+    pub reminders: i64,
+    pub last_notified_on: Option<String>,
+    pub completed_on: Option<String>,
+}
+
+const OUTBOX_COLUMNS: [&str; 9] = [
+    "kind",
+    "partner_id",
+    "scope",
+    "recipient",
+    "recipient_name",
+    "message_id",
+    "status",
+    "created_at_ms",
+    "context",
+];
+
+impl Store {
+    pub(crate) async fn insert_outbox(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        messages: &[OutboxMessage],
+    ) -> StoreResult<u64> {
+        let created = now_ms();
+        let rows = messages
+            .iter()
+            .map(|m| {
+                vec![
+                    Arg::Text(m.kind.to_owned()),
+                    Arg::Text(m.partner_id.clone()),
+                    Arg::Text(m.scope.clone()),
+                    Arg::Text(m.recipient.clone()),
+                    Arg::Text(m.recipient_name.clone()),
+                    // Stable for the life of the row: a resend after a crash is the same message.
+                    Arg::Text(format!("<{}@payout.invalid>", uuid::Uuid::new_v4())),
+                    Arg::Text("queued".into()),
+                    Arg::Int(created),
+                    Arg::Text(m.context.to_string()),
+                ]
+            })
+            .collect();
+        Self::insert_rows_with(
+            tx,
+            "outbox",
+            &OUTBOX_COLUMNS,
+            rows,
+            "ON CONFLICT (kind, partner_id, scope, recipient) DO NOTHING",
+        )
+        .await
+    }
+
+    /// Queues messages in one transaction; returns how many were new.
+    pub async fn queue_messages(&self, messages: &[OutboxMessage]) -> StoreResult<u64> {
+        let mut tx = self.pool().begin().await?;
+        let inserted = Self::insert_outbox(&mut tx, messages).await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Puts back the claims of senders on this host whose process is gone.
+    pub async fn release_dead_claims(&self) -> StoreResult<u64> {
+        let host = host_name();
+        let claimers =
+            sqlx::query("SELECT DISTINCT claimed_by FROM outbox WHERE status = 'sending'")
+                .fetch_all(self.pool())
+                .await?;
+        let mut released = 0;
+        for row in claimers {
+            let Some(claimer): Option<String> = row.try_get(0)? else {
+                continue;
+            };
+            let mut parts = claimer.splitn(3, '/');
+            let (claim_host, pid) = (
+                parts.next().unwrap_or(""),
+                parts.next().and_then(|p| p.parse::<i64>().ok()),
+            );
+            if claim_host == host && pid.is_some_and(|pid| !process_alive(pid)) {
+                released += sqlx::query("UPDATE outbox SET status = 'queued', claimed_by = NULL WHERE status = 'sending' AND claimed_by = $1")
+                    .bind(claimer)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+            }
+        }
+        Ok(released)
+    }
+
+    /// A claimer id: host, pid and a random part, so dead claims can be recognised.
+    pub fn new_claimer() -> String {
+        format!(
+            "{}/{}/{}",
+            host_name(),
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        )
+    }
+
+    /// Claims up to `limit` deliverable messages for `claimer` until `claim_ttl_ms` from now.
+    pub async fn claim_messages(
+        &self,
+        claimer: &str,
+        limit: i64,
+        claim_ttl_ms: i64,
+    ) -> StoreResult<Vec<ClaimedMessage>> {
+        let now = now_ms();
+        let deliverable = "((status = 'queued' AND next_attempt_at_ms <= $3) OR (status = 'sending' AND claim_expires_at_ms < $3))";
+        let sql = format!(
+            "UPDATE outbox SET status = 'sending', claimed_by = $1, claim_expires_at_ms = $2 \
+             WHERE id IN (SELECT id FROM outbox WHERE {deliverable} ORDER BY id LIMIT $4) AND {deliverable} \
+             RETURNING id, kind, partner_id, scope, recipient, recipient_name, message_id, context, attempts"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(claimer.to_owned())
+            .bind(now + claim_ttl_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| {
+                let context: String = row.try_get(7)?;
+                Ok(ClaimedMessage {
+                    id: row.try_get(0)?,
+                    kind: row.try_get(1)?,
+                    partner_id: row.try_get(2)?,
+                    scope: row.try_get(3)?,
+                    recipient: row.try_get(4)?,
+                    recipient_name: row.try_get(5)?,
+                    message_id: row.try_get(6)?,
+                    context: serde_json::from_str(&context)
+                        .map_err(|e| StoreError::Corrupt(format!("outbox context: {e}")))?,
+                    attempts: row.try_get(8)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        claimed.sort_by_key(|m| m.id);
+        Ok(claimed)
+    }
+
+    /// The earliest time a queued message may be tried again, if any is waiting.
+    pub async fn next_retry_at(&self) -> StoreResult<Option<i64>> {
+        let row = sqlx::query("SELECT MIN(next_attempt_at_ms) FROM outbox WHERE status = 'queued'")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub async fn mark_sent(&self, id: i64, claimer: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at_ms = $1, attempts = attempts + 1, claimed_by = NULL WHERE id = $2 AND claimed_by = $3")
+            .bind(now_ms())
+            .bind(id)
+            .bind(claimer.to_owned())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A temporary failure: try again at `next_attempt_at_ms`.
+    pub async fn mark_retry(
+        &self,
+        id: i64,
+        claimer: &str,
+        next_attempt_at_ms: i64,
+        error: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'queued', attempts = attempts + 1, next_attempt_at_ms = $1, last_error = $2, claimed_by = NULL \
+             WHERE id = $3 AND claimed_by = $4",
+        )
+        .bind(next_attempt_at_ms)
+        .bind(error.to_owned())
+        .bind(id)
+        .bind(claimer.to_owned())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Back to the queue without counting an attempt (the server was unreachable).
+    pub async fn release_claim(&self, id: i64, claimer: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET status = 'queued', claimed_by = NULL WHERE id = $1 AND claimed_by = $2")
+            .bind(id)
+            .bind(claimer.to_owned())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A permanent failure, with the server's reply or the reason.
+    pub async fn mark_failed(&self, id: i64, claimer: &str, error: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1, claimed_by = NULL WHERE id = $2 AND claimed_by = $3")
+            .bind(error.to_owned())
+            .bind(id)
+            .bind(claimer.to_owned())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Failed messages with their reasons, for `status`.
+    pub async fn failed_messages(&self) -> StoreResult<Vec<(i64, String, String, String, String)>> {
+        let rows = sqlx::query("SELECT id, kind, partner_id, recipient, last_error FROM outbox WHERE status = 'failed' ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+
+    /// A closed period's statement, as recorded by the close.
+    pub async fn statement(
+        &self,
+        period: &str,
+        partner_id: &str,
+    ) -> StoreResult<Option<StatementRecord>> {
+        let Some(row) = sqlx::query(
+            "SELECT partner_name, program_id, program_name, currency, language, earned, adjustments, released, carried_in, \
+             payable, carried, held, status, hold_reasons FROM statements WHERE period = $1 AND partner_id = $2",
+        )
+        .bind(period.to_owned())
+        .bind(partner_id.to_owned())
+        .fetch_optional(self.pool())
+        .await?
+        else {
+            return Ok(None);
+        };
+        let lines = sqlx::query(
+            "SELECT booking, product_category, line_currency, rate, lines, revenue, earning FROM statement_lines \
+             WHERE period = $1 AND partner_id = $2 ORDER BY position",
+        )
+        .bind(period.to_owned())
+        .bind(partner_id.to_owned())
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|l| {
+            Ok(StatementLineRecord {
+                booking: l.try_get(0)?,
+                product_category: l.try_get(1)?,
+                line_currency: l.try_get(2)?,
+                rate: l.try_get(3)?,
+                lines: l.try_get(4)?,
+                revenue: l.try_get(5)?,
+                earning: l.try_get(6)?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some(StatementRecord {
+            period: period.to_owned(),
+            partner_id: partner_id.to_owned(),
+            partner_name: row.try_get(0)?,
+            program_id: row.try_get(1)?,
+            program_name: row.try_get(2)?,
+            currency: row.try_get(3)?,
+            language: row.try_get(4)?,
+            earned: row.try_get(5)?,
+            adjustments: row.try_get(6)?,
+            released: row.try_get(7)?,
+            carried_in: row.try_get(8)?,
+            payable: row.try_get(9)?,
+            carried: row.try_get(10)?,
+            held: row.try_get(11)?,
+            status: row.try_get(12)?,
+            hold_reasons: row.try_get(13)?,
+            lines,
+        }))
+    }
+
+    // ---- migration waves --------------------------------------------------------------
+
+    pub async fn wave_progress(&self, partner_id: &str) -> StoreResult<Option<WaveProgress>> {
+        let row = sqlx::query("SELECT wave, reminders, last_notified_on, completed_on FROM migration_progress WHERE partner_id = $1")
+            .bind(partner_id.to_owned())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(WaveProgress {
+                wave: r.try_get(0)?,
+                reminders: r.try_get(1)?,
+                last_notified_on: r.try_get(2)?,
+                completed_on: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records a migration email (`reminder` 0 = the first notice) and queues it, in one
+    /// transaction.
+    pub async fn record_migration_notice(
+        &self,
+        partner_id: &str,
+        wave: &str,
+        reminder: i64,
+        today: &str,
+        message: &OutboxMessage,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO migration_progress (partner_id, wave, notified_at_ms, reminders, last_notified_on) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (partner_id) DO UPDATE SET wave = excluded.wave, reminders = excluded.reminders, last_notified_on = excluded.last_notified_on",
+        )
+        .bind(partner_id.to_owned())
+        .bind(wave.to_owned())
+        .bind(now_ms())
+        .bind(reminder)
+        .bind(today.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_outbox(&mut tx, std::slice::from_ref(message)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn record_migration_complete(
+        &self,
+        partner_id: &str,
+        wave: &str,
+        today: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO migration_progress (partner_id, wave, completed_on) VALUES ($1, $2, $3) \
+             ON CONFLICT (partner_id) DO UPDATE SET completed_on = excluded.completed_on WHERE migration_progress.completed_on IS NULL",
+        )
+        .bind(partner_id.to_owned())
+        .bind(wave.to_owned())
+        .bind(today.to_owned())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Per wave: partners notified, reminders sent, partners completed.
+    pub async fn wave_summary(&self) -> StoreResult<Vec<(String, i64, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT wave, CAST(SUM(CASE WHEN last_notified_on IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT), \
+             CAST(SUM(reminders) AS BIGINT), CAST(SUM(CASE WHEN completed_on IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
+             FROM migration_progress GROUP BY wave ORDER BY wave",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+    }
+}
+
+impl Store {
+    /// The period of the latest successful `run` or `close`.
+    pub async fn latest_run_period(&self) -> StoreResult<Option<crate::domain::period::Period>> {
+        let row = sqlx::query(
+            "SELECT period FROM runs WHERE command IN ('run', 'close') AND outcome = 'succeeded' AND period IS NOT NULL \
+             ORDER BY started_at_ms DESC, id LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let text: String = row.try_get(0)?;
+        Ok(Some(text.parse().map_err(
+            |e: crate::domain::period::PeriodError| StoreError::Corrupt(e.to_string()),
+        )?))
+    }
+}
