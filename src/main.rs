@@ -105,6 +105,15 @@ async fn execute(command: Command, settings: &Settings) -> anyhow::Result<String
                 max_retry_wait: Duration::from_secs(max_retry_wait_secs),
             };
             let summary = delivery::send(&store, Arc::new(Renderer::new()?), &config).await?;
+            if summary.failed > 0 {
+                anyhow::bail!(
+                    "{} message(s) failed permanently (see `payout status`); sent {}, retried {}, still queued {}",
+                    summary.failed,
+                    summary.sent,
+                    summary.retried,
+                    summary.queued
+                );
+            }
             Ok(format!(
                 "sent {}, failed {}, retried {}, still queued {}",
                 summary.sent, summary.failed, summary.retried, summary.queued

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use sqlx::Connection;
 
+pub mod smtp;
+
 /// Where PostgreSQL tests create their databases; set by `.ci/run` via scripts/setup-postgres.sh.
 pub const POSTGRES_ENV: &str = "PAYOUT_TEST_POSTGRES_URL";
 

@@ -1,0 +1,91 @@
+//! A real SMTP server for tests: `tests/smtp_sink.py` on aiosmtpd (Debian's python3-aiosmtpd),
+//! started on a free loopback port, storing what it accepts as files.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl SmtpSink {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .args(["--port", &port.to_string(), "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd (apt-get install python3-aiosmtpd)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "READY", "SMTP sink did not start");
+        Self { child, port, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far, as raw text.
+    pub fn messages(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of a header (first occurrence), unfolded.
+pub fn header(message: &str, name: &str) -> Option<String> {
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    let mut lines = message.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            return None;
+        }
+        if line.to_ascii_lowercase().starts_with(&prefix) {
+            let mut value = line[prefix.len()..].trim().to_owned();
+            while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
+                value.push(' ');
+                value.push_str(next.trim());
+                lines.next();
+            }
+            return Some(value);
+        }
+    }
+    None
+}

@@ -1,0 +1,69 @@
+//! Snapshots (insta) of what partners read: statement HTML in English and Korean, and the
+//! email bodies of every kind. Review changes with `cargo insta review`.
+
+mod common;
+
+use common::{Backend, Env};
+use payout::notify::templates::{Language, Templates};
+use serde_json::json;
+
+#[tokio::test]
+async fn statement_html_in_english_and_korean() {
+    let env = Env::new(Backend::Sqlite).await;
+    env.ok(&["close", "--period", "2026-09"]);
+    env.add_late_file();
+    env.ok(&["close", "--period", "2026-10"]);
+    for partner in ["1000001", "1000005", "1000014"] {
+        let html = std::fs::read_to_string(
+            env.reports
+                .join(format!("2026-10/statements/{partner}.html")),
+        )
+        .unwrap();
+        insta::assert_snapshot!(format!("statement_{partner}"), html);
+        let pdf = std::fs::read(
+            env.reports
+                .join(format!("2026-10/statements/{partner}.pdf")),
+        )
+        .unwrap();
+        assert!(pdf.starts_with(b"%PDF-"), "{partner}.pdf is a PDF");
+    }
+}
+
+#[test]
+fn email_bodies() {
+    let templates = Templates::load();
+    let statement = json!({
+        "recipient_name": "Dana Lee", "partner_name": "Contoso Cloud Distribution", "partner_id": "1000001",
+        "program_name": "CSP Indirect Provider Incentive", "period": "2026-10", "payable": "1,307.74 USD",
+        "carried": "0.00 USD", "held": "0.00 USD", "status_text": "Payable: this amount will be paid to your validated bank account.",
+        "holds": [],
+    });
+    let invitation = json!({
+        "partner_name": "Woodgrove Partners", "partner_id": "1000011", "program_name": "CSP Direct Reseller Incentive",
+    });
+    let migration = json!({
+        "partner_name": "서울 클라우드 파트너스", "partner_id": "1000005", "program_name": "CSP Indirect Provider Incentive",
+        "wave": "korea", "opens_on": "2026-11-02", "reminder": 0,
+    });
+    let reminder = json!({
+        "partner_name": "Wide World Importers", "partner_id": "1000010", "program_name": "CSP Indirect Provider Incentive",
+        "wave": "pilot-accounts", "opens_on": "2026-11-16", "reminder": 2,
+    });
+    for (name, kind, language, context) in [
+        ("statement_en", "statement", Language::En, &statement),
+        ("statement_ko", "statement", Language::Ko, &statement),
+        ("invitation_en", "invitation", Language::En, &invitation),
+        ("invitation_ko", "invitation", Language::Ko, &invitation),
+        ("migration_ko", "migration", Language::Ko, &migration),
+        ("reminder_en", "migration", Language::En, &reminder),
+    ] {
+        let body = templates.render_email(kind, language, context).unwrap();
+        insta::assert_snapshot!(
+            format!("email_{name}"),
+            format!(
+                "Subject: {}\n\n{}\n----- HTML -----\n{}",
+                body.subject, body.text, body.html
+            )
+        );
+    }
+}
