@@ -94,10 +94,19 @@ pub enum Command {
         #[arg(long, env = "PAYOUT_TODAY")]
         today: Option<String>,
     },
-    /// Periods, runs, outbox and exceptions at a glance.
+    /// Run the scheduled jobs of the jobs folder until Ctrl-C or SIGTERM.
+    Serve {
+        /// Folder of job files (`*.toml`, one job each; `waves.toml` is not a job).
+        #[arg(long, env = "PAYOUT_JOBS", default_value = "jobs")]
+        jobs: PathBuf,
+    },
+    /// Periods, runs, outbox, exceptions and jobs at a glance.
     Status {
         /// Print one JSON object instead of tables.
         #[arg(long)]
         json: bool,
+        /// Folder of job files, for the jobs' last and next fires.
+        #[arg(long, env = "PAYOUT_JOBS", default_value = "jobs")]
+        jobs: PathBuf,
     },
 }

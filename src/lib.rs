@@ -3,6 +3,7 @@
 
 pub mod campaigns;
 pub mod cli;
+pub mod commands;
 pub mod domain;
 pub mod earnings;
 pub mod eligibility;
@@ -11,5 +12,6 @@ pub mod ledger;
 pub mod notify;
 pub mod period_run;
 pub mod reports;
+pub mod scheduler;
 pub mod settings;
 pub mod store;

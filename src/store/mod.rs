@@ -3,6 +3,7 @@
 //! embedded default) and PostgreSQL backends, each with its own migrations. Every state change
 //! of a run is one transaction. Money is TEXT decimal, never a float.
 
+mod jobs;
 mod lease;
 mod outbox;
 mod status;
@@ -14,9 +15,10 @@ use rust_decimal::Decimal;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use jobs::{FireClaim, JobFireSummary};
 pub use lease::Lease;
 pub use outbox::{ClaimedMessage, WaveProgress};
-pub use status::{StatusReport, render_status};
+pub use status::{JobStatus, StatusReport, render_status};
 
 use crate::domain::money::Currency;
 use crate::domain::period::Period;

@@ -60,6 +60,21 @@ pub struct StatusReport {
     pub failed_messages: Vec<FailedMessage>,
     /// Migration waves: partners notified, reminders sent, partners completed.
     pub waves: Vec<WaveStatus>,
+    /// Scheduled jobs (filled by the command layer, which knows the jobs folder).
+    pub jobs: Vec<JobStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobStatus {
+    pub name: String,
+    pub command: String,
+    pub enabled: bool,
+    /// RFC 3339 scheduled time of the latest recorded fire.
+    pub last_fire: Option<String>,
+    /// RFC 3339 scheduled time of the next fire.
+    pub next_fire: Option<String>,
+    /// Fires recorded in the store.
+    pub fires: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -229,6 +244,7 @@ impl Store {
             outbox,
             failed_messages,
             waves,
+            jobs: Vec::new(),
         })
     }
 }
@@ -308,6 +324,21 @@ pub fn render_status(report: &StatusReport) -> String {
             "  failed #{} {} {} to {}: {}",
             failed.id, failed.kind, failed.partner_id, failed.recipient, failed.reason
         );
+    }
+    if !report.jobs.is_empty() {
+        let _ = writeln!(out, "JOBS");
+        for job in &report.jobs {
+            let _ = writeln!(
+                out,
+                "  {:<20} {:<8} last {:<22} next {:<22} fires {}{}",
+                job.name,
+                job.command,
+                job.last_fire.as_deref().unwrap_or("-"),
+                job.next_fire.as_deref().unwrap_or("-"),
+                job.fires,
+                if job.enabled { "" } else { "  (disabled)" }
+            );
+        }
     }
     if !report.waves.is_empty() {
         let _ = writeln!(out, "MIGRATION WAVES");

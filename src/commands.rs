@@ -1,0 +1,233 @@
+//! One function per command (SPEC §6), shared by the command line and the scheduler, each
+//! returning the one-line outcome an operator reads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::campaigns;
+use crate::cli::Command;
+use crate::domain::period::parse_date;
+use crate::ingest::MasterData;
+use crate::notify::Renderer;
+use crate::notify::delivery::{self, DeliveryConfig};
+use crate::period_run::{self, CloseResult, Paths, RunOutcome};
+use crate::scheduler::{self, JobCommand, JobRun, Runner};
+use crate::settings::Settings;
+use crate::store::{JobStatus, Store};
+
+/// Runs one command against `store` and returns its one-line outcome.
+pub async fn execute(
+    command: Command,
+    settings: &Settings,
+    store: &Store,
+) -> anyhow::Result<String> {
+    let paths = Paths {
+        data_dir: settings.data_dir.clone(),
+        reports_dir: settings.reports_dir.clone(),
+    };
+    match command {
+        Command::Run { period } => {
+            let (outcome, ingest) = period_run::run(store, &paths, period).await?;
+            let ingested = format!(
+                "ingested {} file(s) ({} rows: {} accepted, {} rejected, {} duplicates; {} file(s) rejected, {} already ingested; {} retried row(s) resolved)",
+                ingest.files_ingested,
+                ingest.rows,
+                ingest.accepted,
+                ingest.rejected,
+                ingest.duplicates,
+                ingest.files_rejected,
+                ingest.files_skipped,
+                ingest.retried_resolved
+            );
+            Ok(match outcome {
+                RunOutcome::Draft {
+                    partners,
+                    exceptions,
+                } => format!(
+                    "{period}: draft written to {}: {partners} payout row(s), {exceptions} open exception(s); {ingested}",
+                    paths.reports_dir.join(period.to_string()).display()
+                ),
+                RunOutcome::AlreadyClosed => {
+                    format!("{period} is closed; its final reports stand. {ingested}")
+                }
+            })
+        }
+        Command::Close { period } => Ok(match period_run::close(store, &paths, period).await? {
+            CloseResult::Closed { statements, emails } => {
+                format!("{period} closed: {statements} statement(s), {emails} email(s) queued")
+            }
+            CloseResult::AlreadyClosed => format!("{period} is already closed; nothing changed"),
+        }),
+        Command::Send {
+            connections,
+            retry_base_ms,
+            max_retry_wait_secs,
+        } => {
+            let config = DeliveryConfig {
+                smtp_url: settings.smtp_url.clone(),
+                mail_dir: settings.mail_dir.clone(),
+                from: settings.mail_from.clone(),
+                connections,
+                retry_base_ms,
+                max_retry_wait: Duration::from_secs(max_retry_wait_secs),
+            };
+            let summary = delivery::send(store, Arc::new(Renderer::new()?), &config).await?;
+            if summary.failed > 0 {
+                anyhow::bail!(
+                    "{} message(s) failed permanently (see `payout status`); sent {}, retried {}, still queued {}",
+                    summary.failed,
+                    summary.sent,
+                    summary.retried,
+                    summary.queued
+                );
+            }
+            Ok(format!(
+                "sent {}, failed {}, retried {}, still queued {}",
+                summary.sent, summary.failed, summary.retried, summary.queued
+            ))
+        }
+        Command::Invite => {
+            let master = MasterData::load(&settings.data_dir)?;
+            Ok(match campaigns::invite(store, &master).await? {
+                (Some(period), queued) => {
+                    format!("{queued} invitation(s) queued (eligibility as of {period})")
+                }
+                (None, _) => "no successful run yet: nothing to invite from".to_owned(),
+            })
+        }
+        Command::Migrate { waves, today } => {
+            let master = MasterData::load(&settings.data_dir)?;
+            let today = match today {
+                Some(text) => parse_date(&text)
+                    .ok_or_else(|| anyhow::anyhow!("--today `{text}` is not YYYY-MM-DD"))?,
+                None => chrono::Utc::now().date_naive(),
+            };
+            let summary = campaigns::migrate(store, &master, &waves, today).await?;
+            Ok(format!(
+                "{today}: {} migration notice(s) and {} reminder(s) queued, {} partner(s) completed",
+                summary.notified, summary.reminded, summary.completed
+            ))
+        }
+        Command::Serve { jobs } => {
+            let (specs, errors) = scheduler::load_jobs(&jobs);
+            for error in &errors {
+                tracing::error!(%error, "job file not loaded; the other jobs still run");
+                eprintln!("payout: {error}");
+            }
+            let names: Vec<&str> = specs
+                .iter()
+                .filter(|j| j.enabled)
+                .map(|j| j.name.as_str())
+                .collect();
+            tracing::info!(jobs = ?names, "serving");
+            let runner = job_runner(settings.clone(), store.clone(), jobs.clone());
+            let scheduler = scheduler::Scheduler::new(
+                store.clone(),
+                specs,
+                Arc::new(scheduler::SystemClock),
+                runner,
+            );
+            scheduler.serve(shutdown_signal()).await?;
+            Ok("stopped".to_owned())
+        }
+        Command::Status { json, jobs } => {
+            let mut report = store.status_report().await?;
+            report.jobs = job_status(store, &jobs).await?;
+            if json {
+                Ok(serde_json::to_string_pretty(&report)?)
+            } else {
+                Ok(crate::store::render_status(&report))
+            }
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// The command a fire runs, with the same defaults as the command line.
+pub fn command_for(run: &JobRun, jobs_dir: &Path, time_zone: chrono_tz::Tz) -> Command {
+    match (run.command, run.period) {
+        (JobCommand::Run, Some(period)) => Command::Run { period },
+        (JobCommand::Close, Some(period)) => Command::Close { period },
+        (JobCommand::Run | JobCommand::Close, None) => Command::Status {
+            json: false,
+            jobs: jobs_dir.to_owned(),
+        },
+        (JobCommand::Send, _) => Command::Send {
+            connections: 4,
+            retry_base_ms: 1000,
+            max_retry_wait_secs: 60,
+        },
+        (JobCommand::Invite, _) => Command::Invite,
+        (JobCommand::Migrate, _) => Command::Migrate {
+            waves: jobs_dir.join(scheduler::jobs::WAVES_FILE),
+            today: Some(
+                run.scheduled_at
+                    .with_timezone(&time_zone)
+                    .date_naive()
+                    .to_string(),
+            ),
+        },
+    }
+}
+
+/// The runner of `payout serve`: each fire runs its command in this process.
+pub fn job_runner(settings: Settings, store: Store, jobs_dir: PathBuf) -> Runner {
+    let (specs, _) = scheduler::load_jobs(&jobs_dir);
+    let zones: std::collections::HashMap<String, chrono_tz::Tz> = specs
+        .iter()
+        .map(|j| (j.name.clone(), j.schedule.time_zone))
+        .collect();
+    Arc::new(move |run: JobRun| {
+        let (settings, store) = (settings.clone(), store.clone());
+        let zone = zones.get(&run.job).copied().unwrap_or(chrono_tz::UTC);
+        let command = command_for(&run, &jobs_dir, zone);
+        Box::pin(async move { execute(command, &settings, &store).await })
+    })
+}
+
+/// Per job: last and next scheduled fire and how many fires are recorded.
+pub async fn job_status(store: &Store, jobs_dir: &Path) -> anyhow::Result<Vec<JobStatus>> {
+    let (specs, _) = scheduler::load_jobs(jobs_dir);
+    let now = chrono::Utc::now();
+    let mut statuses = Vec::new();
+    for spec in specs {
+        let summary = store.job_fire_summary(&spec.name).await?;
+        let rfc3339 =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        statuses.push(JobStatus {
+            name: spec.name.clone(),
+            command: spec.command.as_str().to_owned(),
+            enabled: spec.enabled,
+            last_fire: summary
+                .last_fire_ms
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(rfc3339),
+            next_fire: spec
+                .enabled
+                .then(|| spec.schedule.next_fire(now))
+                .flatten()
+                .map(rfc3339),
+            fires: summary.fires,
+        });
+    }
+    Ok(statuses)
+}

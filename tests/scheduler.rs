@@ -1,0 +1,351 @@
+//! The scheduler against a hand-moved clock (no real waiting): daylight-saving changes in three
+//! zones over ten years, every fire exactly once through the store, catch-up after downtime,
+//! two instances on one store, a dead instance's fire taken over; and the real `payout serve`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
+use chrono_tz::Tz;
+use common::{Backend, Env, backends};
+use payout::scheduler::jobs::JobSpec;
+use payout::scheduler::schedule::Schedule;
+use payout::scheduler::{Clock, FIRE_LEASE_MS, JobRun, ManualClock, Runner, Scheduler, load_jobs};
+use payout::store::Store;
+
+fn utc(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+fn local_day_and_time(t: DateTime<Utc>, zone: Tz) -> (NaiveDate, (u32, u32)) {
+    let local = t.with_timezone(&zone);
+    (local.date_naive(), (local.hour(), local.minute()))
+}
+
+/// Daily fires over ten years: one per local day; a time skipped by spring-forward fires at
+/// the end of the gap, a repeated time at its first occurrence.
+#[test]
+fn daily_fires_across_ten_years_of_dst_in_three_zones() {
+    let (start, end) = (utc("2026-01-01T00:00:00Z"), utc("2036-01-01T00:00:00Z"));
+    let days = (end - start).num_days() as usize;
+    for (zone, expression, gap_end) in [
+        ("Europe/Dublin", "0 30 1 * * *", (2, 0)),
+        ("America/New_York", "0 30 2 * * *", (3, 0)),
+        ("America/New_York", "0 30 1 * * *", (1, 30)),
+        ("Australia/Sydney", "0 30 2 * * *", (3, 0)),
+    ] {
+        let schedule = Schedule::parse(expression, zone).unwrap();
+        let tz: Tz = zone.parse().unwrap();
+        let fires = schedule.fires_between(start, end);
+        assert!(
+            fires.windows(2).all(|w| w[0] < w[1]),
+            "{zone} {expression}: strictly increasing"
+        );
+        let per_day: BTreeMap<NaiveDate, Vec<(u32, u32)>> =
+            fires.iter().fold(BTreeMap::new(), |mut map, t| {
+                let (day, time) = local_day_and_time(*t, tz);
+                map.entry(day).or_default().push(time);
+                map
+            });
+        assert!(
+            (days - 1..=days + 1).contains(&fires.len()),
+            "{zone} {expression}: {} fires in {days} days",
+            fires.len()
+        );
+        assert!(
+            per_day.values().all(|times| times.len() == 1),
+            "{zone} {expression}: one fire per local day"
+        );
+        let wanted = schedule.expression.split_whitespace().collect::<Vec<_>>();
+        let (hour, minute): (u32, u32) = (wanted[2].parse().unwrap(), wanted[1].parse().unwrap());
+        let shifted: Vec<_> = per_day
+            .iter()
+            .filter(|(_, t)| t[0] != (hour, minute))
+            .collect();
+        // Only spring-forward days move, to the end of the gap: about ten over ten years.
+        assert!(
+            shifted.iter().all(|(_, t)| t[0] == gap_end),
+            "{zone} {expression}: {shifted:?}"
+        );
+        assert!(
+            shifted.len() <= 11,
+            "{zone} {expression}: {} shifted days",
+            shifted.len()
+        );
+    }
+}
+
+/// Hourly fires: 24 a local day, even on 23- and 25-hour days.
+#[test]
+fn hourly_fires_run_once_in_repeated_and_skipped_hours() {
+    for zone in ["Europe/Dublin", "America/New_York", "Australia/Sydney"] {
+        let schedule = Schedule::parse("0 30 * * * *", zone).unwrap();
+        let tz: Tz = zone.parse().unwrap();
+        let fires =
+            schedule.fires_between(utc("2026-01-01T00:00:00Z"), utc("2036-01-01T00:00:00Z"));
+        let mut per_day: BTreeMap<NaiveDate, usize> = BTreeMap::new();
+        for t in &fires {
+            *per_day.entry(local_day_and_time(*t, tz).0).or_default() += 1;
+        }
+        let inner: Vec<usize> = per_day
+            .values()
+            .skip(1)
+            .take(per_day.len() - 2)
+            .copied()
+            .collect();
+        assert!(
+            inner.iter().all(|&n| n == 24),
+            "{zone}: {:?}",
+            inner.iter().filter(|&&n| n != 24).collect::<Vec<_>>()
+        );
+        assert!(fires.windows(2).all(|w| w[0] < w[1]));
+    }
+}
+
+type Runs = Arc<Mutex<Vec<JobRun>>>;
+
+fn counting_runner(runs: Runs) -> Runner {
+    Arc::new(move |run: JobRun| {
+        let runs = runs.clone();
+        Box::pin(async move {
+            runs.lock().unwrap().push(run);
+            Ok("done".to_owned())
+        })
+    })
+}
+
+fn job(expression: &str, zone: &str) -> JobSpec {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("job.toml"),
+        format!("name = \"job\"\nschedule = \"{expression}\"\ntime_zone = \"{zone}\"\ncommand = \"run\"\n"),
+    )
+    .unwrap();
+    let (mut jobs, errors) = load_jobs(dir.path());
+    assert!(errors.is_empty(), "{errors:?}");
+    jobs.remove(0)
+}
+
+async fn store(env: &Env) -> Store {
+    Store::connect(&env.database_url).await.unwrap()
+}
+
+#[tokio::test]
+async fn fires_run_once_through_the_store_across_dst_and_restarts_catch_up_once() {
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        let clock = Arc::new(ManualClock::new(utc("2027-03-10T00:00:00Z")));
+        let runs: Runs = Arc::default();
+        let spec = job("0 30 * * * *", "America/New_York");
+        let mut scheduler = Scheduler::new(
+            store(&env).await,
+            vec![spec.clone()],
+            clock.clone(),
+            counting_runner(runs.clone()),
+        );
+        scheduler.tick().await.unwrap();
+        // Across spring-forward (2027-03-14) in 10-minute steps of simulated time.
+        let until = utc("2027-03-17T00:00:00Z");
+        while clock.now() < until {
+            clock.advance(Duration::minutes(10));
+            scheduler.tick().await.unwrap();
+            scheduler.wait_idle().await;
+        }
+        let expected = spec
+            .schedule
+            .fires_between(utc("2027-03-10T00:00:00Z"), until);
+        let ran: Vec<DateTime<Utc>> = runs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.scheduled_at)
+            .collect();
+        let extra: Vec<_> = ran.iter().filter(|t| !expected.contains(t)).collect();
+        assert_eq!(
+            ran, expected,
+            "every fire once, in order ({backend:?}); extra {extra:?}"
+        );
+        // 168 real hours each with a :30, plus 02:30 of the spring-forward day fired at 03:00.
+        assert_eq!(ran.len(), 7 * 24 + 1);
+
+        // Downtime of ten days: a new instance catches up the latest missed fire only.
+        drop(scheduler);
+        clock.advance(Duration::days(10));
+        let mut restarted = Scheduler::new(
+            store(&env).await,
+            vec![spec.clone()],
+            clock.clone(),
+            counting_runner(runs.clone()),
+        );
+        let caught_up = restarted.tick().await.unwrap();
+        restarted.wait_idle().await;
+        assert_eq!(caught_up.len(), 1);
+        assert_eq!(
+            caught_up[0].scheduled_at,
+            spec.schedule.latest_fire(clock.now()).unwrap()
+        );
+        assert!(restarted.tick().await.unwrap().is_empty(), "nothing twice");
+        let recorded = store(&env).await.job_fires("job").await.unwrap();
+        assert_eq!(recorded.len(), 7 * 24 + 1 + 1);
+        assert!(recorded.iter().all(|(_, status)| status == "succeeded"));
+    }
+}
+
+#[tokio::test]
+async fn two_instances_on_one_store_run_each_fire_once_in_100_trials() {
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        let clock = Arc::new(ManualClock::new(utc("2026-11-01T00:00:00Z")));
+        let runs: Runs = Arc::default();
+        let spec = job("0 * * * * *", "Europe/Dublin");
+        let mut first = Scheduler::new(
+            store(&env).await,
+            vec![spec.clone()],
+            clock.clone(),
+            counting_runner(runs.clone()),
+        );
+        let mut second = Scheduler::new(
+            store(&env).await,
+            vec![spec.clone()],
+            clock.clone(),
+            counting_runner(runs.clone()),
+        );
+        let (a, b) = tokio::join!(first.tick(), second.tick());
+        a.unwrap();
+        b.unwrap();
+        for _ in 0..100 {
+            clock.advance(Duration::minutes(1));
+            let (a, b) = tokio::join!(first.tick(), second.tick());
+            assert_eq!(
+                a.unwrap().len() + b.unwrap().len(),
+                1,
+                "exactly one instance runs the fire ({backend:?})"
+            );
+            first.wait_idle().await;
+            second.wait_idle().await;
+        }
+        let runs = runs.lock().unwrap();
+        let mut per_fire: BTreeMap<DateTime<Utc>, usize> = BTreeMap::new();
+        for run in runs.iter() {
+            *per_fire.entry(run.scheduled_at).or_default() += 1;
+        }
+        assert_eq!(per_fire.len(), 100);
+        assert!(per_fire.values().all(|&n| n == 1));
+    }
+}
+
+#[tokio::test]
+async fn a_dead_instance_fire_is_taken_over_after_its_lease() {
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        let clock = Arc::new(ManualClock::new(utc("2026-12-03T05:59:00Z")));
+        let spec = job("0 0 6 3 * *", "Europe/Dublin");
+        let hanging: Runner = Arc::new(|_| Box::pin(std::future::pending()));
+        let mut dying = Scheduler::new(
+            store(&env).await,
+            vec![spec.clone()],
+            clock.clone(),
+            hanging,
+        );
+        dying.tick().await.unwrap();
+        clock.advance(Duration::minutes(2));
+        assert_eq!(
+            dying.tick().await.unwrap().len(),
+            1,
+            "the first instance starts the fire"
+        );
+        dying.abort_all(); // it dies mid-run: no end recorded, no more renewals
+
+        let runs: Runs = Arc::default();
+        let mut survivor = Scheduler::new(
+            store(&env).await,
+            vec![spec.clone()],
+            clock.clone(),
+            counting_runner(runs.clone()),
+        );
+        survivor.tick().await.unwrap();
+        survivor.wait_idle().await;
+        assert!(runs.lock().unwrap().is_empty(), "not while the lease holds");
+        clock.advance(Duration::milliseconds(FIRE_LEASE_MS + 1_000));
+        let taken = survivor.tick().await.unwrap();
+        survivor.wait_idle().await;
+        assert_eq!(taken.len(), 1);
+        assert_eq!(
+            taken[0].period.unwrap().to_string(),
+            "2026-11",
+            "the month before the fire's local date"
+        );
+        let fires = store(&env).await.job_fires("job").await.unwrap();
+        assert_eq!(
+            fires,
+            vec![(
+                utc("2026-12-03T06:00:00Z").timestamp_millis(),
+                "succeeded".to_owned()
+            )]
+        );
+    }
+}
+
+#[test]
+fn a_malformed_job_file_is_reported_and_the_others_load() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.toml"), "name = \"a\"\nschedule = \"0 0 6 3 * *\"\ntime_zone = \"Europe/Dublin\"\ncommand = \"run\"\n").unwrap();
+    std::fs::write(dir.path().join("b.toml"), "name = \"b\"\nschedule = \"0 0 6 3 * *\"\ntime_zone = \"Nowhere/City\"\ncommand = \"run\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("waves.toml"),
+        "reminder_every_days = 7\nmax_reminders = 1\n",
+    )
+    .unwrap();
+    let (jobs, errors) = load_jobs(dir.path());
+    assert_eq!(
+        jobs.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(),
+        ["a"]
+    );
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].to_string().contains("b.toml: time_zone:"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[tokio::test]
+async fn serve_runs_jobs_and_stops_on_sigterm() {
+    let env = Env::new(Backend::Sqlite).await;
+    let jobs = env.dir.path().join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    std::fs::write(jobs.join("send.toml"), "name = \"every-second-send\"\nschedule = \"* * * * * *\"\ntime_zone = \"UTC\"\ncommand = \"send\"\n").unwrap();
+    std::fs::write(
+        jobs.join("broken.toml"),
+        "name = \"broken\"\nschedule = \"every day\"\ntime_zone = \"UTC\"\ncommand = \"send\"\n",
+    )
+    .unwrap();
+    let jobs_arg = jobs.to_str().unwrap();
+    let child = env
+        .command(&["serve", "--jobs", jobs_arg])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(3_500));
+    // SAFETY-free: `kill` the command, as systemd would on stop.
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("broken.toml: schedule:"));
+    let status: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "--json", "--jobs", jobs_arg])).unwrap();
+    let job = &status["jobs"][0];
+    assert_eq!(job["name"], "every-second-send");
+    assert!(job["fires"].as_i64().unwrap() >= 2, "{job}");
+    assert!(job["last_fire"].as_str().unwrap().ends_with('Z'));
+    assert!(job["next_fire"].is_string());
+}
