@@ -48,6 +48,7 @@ async fn sink(listener: TcpListener, received: Arc<AtomicU64>) {
         };
         let received = received.clone();
         tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
             let (read, mut write) = stream.into_split();
             let mut lines = BufReader::new(read);
             let _ = write.write_all(b"220 sink ESMTP\r\n").await;

@@ -29,4 +29,12 @@ for weight in Regular Bold; do
         --name-IDs=1,2,3,4,5,6,13,14 --drop-tables+=vhea,vmtx,VORG \
         --output-file="src/notify/fonts/NotoSansCJKkr-Subset-$weight.otf"
 done
+# The Latin part alone, used for statements with no other script (much cheaper to subset).
+for weight in Regular Bold; do
+    pyftsubset "/usr/share/fonts/opentype/noto/NotoSansCJK-$weight.ttc" --font-number=1 \
+        --unicodes="U+0020-024F,U+02B0-02FF,U+0300-036F,U+2000-206F,U+20A0-20CF,U+2100-214F,U+2190-21FF,U+2200-22FF,U+25A0-25FF" \
+        --layout-features=kern --no-hinting \
+        --name-IDs=1,2,3,4,5,6,13,14 --drop-tables+=vhea,vmtx,VORG \
+        --output-file="src/notify/fonts/NotoSansCJKkr-Latin-$weight.otf"
+done
 rm -f "$unicodes"

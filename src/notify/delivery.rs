@@ -13,7 +13,9 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -21,7 +23,7 @@ use tokio::task::JoinSet;
 use super::Renderer;
 use super::statement::StatementDoc;
 use super::templates::{EmailBody, Language};
-use crate::store::{ClaimedMessage, Store, now_ms, redact_url};
+use crate::store::{ClaimedMessage, DeliveryOutcome, Store, now_ms, redact_url};
 
 /// Attempts per message before a temporary failure becomes permanent.
 pub const MAX_SMTP_ATTEMPTS: i64 = 8;
@@ -33,6 +35,9 @@ const CLAIM_TTL_MS: i64 = 5 * 60 * 1000;
 const CLAIM_BATCH: i64 = 200;
 /// SMTP command timeout.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// A sender records its outcomes after this many messages (one commit each time): a crash
+/// can resend at most these, with their same Message-ID.
+const RECORD_EVERY: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
@@ -57,12 +62,6 @@ pub struct SendSummary {
     pub queued: u64,
 }
 
-#[derive(Clone)]
-enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Files(PathBuf),
-}
-
 /// How one delivery attempt ended.
 enum Attempt {
     Sent,
@@ -74,23 +73,341 @@ enum Attempt {
     Unavailable(String),
 }
 
+enum Transport {
+    /// `smtp://`: connections opened here with TCP_NODELAY, SMTP spoken by lettre. (lettre's
+    /// own pool leaves Nagle's algorithm on, which holds the end-of-data line until the server
+    /// acknowledges the body: about 40 ms a message against a server that delays ACKs.)
+    Plain {
+        host: String,
+        port: u16,
+        credentials: Option<Credentials>,
+    },
+    /// `smtps://`: lettre's pooled transport with implicit TLS.
+    Tls(AsyncSmtpTransport<Tokio1Executor>),
+    /// No SMTP URL: `.eml` files.
+    Files(PathBuf),
+}
+
+/// Credentials come from the environment only, never from files or logs.
+fn credentials() -> Option<Credentials> {
+    match (
+        std::env::var("PAYOUT_SMTP_USERNAME"),
+        std::env::var("PAYOUT_SMTP_PASSWORD"),
+    ) {
+        (Ok(user), Ok(password)) => Some(Credentials::new(user, password)),
+        _ => None,
+    }
+}
+
 fn transport(config: &DeliveryConfig) -> anyhow::Result<Transport> {
     let Some(url) = &config.smtp_url else {
         std::fs::create_dir_all(&config.mail_dir)?;
         return Ok(Transport::Files(config.mail_dir.clone()));
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-        .map_err(|e| anyhow::anyhow!("SMTP URL {}: {e}", redact_url(url)))?
-        .timeout(Some(SMTP_TIMEOUT))
-        .pool_config(PoolConfig::new().max_size(config.connections.max(1) as u32));
-    // Credentials come from the environment only, never from files or logs.
-    if let (Ok(user), Ok(password)) = (
-        std::env::var("PAYOUT_SMTP_USERNAME"),
-        std::env::var("PAYOUT_SMTP_PASSWORD"),
-    ) {
-        builder = builder.credentials(Credentials::new(user, password));
+    let parsed =
+        url::Url::parse(url).map_err(|e| anyhow::anyhow!("SMTP URL {}: {e}", redact_url(url)))?;
+    match parsed.scheme() {
+        "smtp" => Ok(Transport::Plain {
+            host: parsed
+                .host_str()
+                .ok_or_else(|| anyhow::anyhow!("SMTP URL {} has no host", redact_url(url)))?
+                .to_owned(),
+            port: parsed.port().unwrap_or(25),
+            credentials: credentials(),
+        }),
+        "smtps" => {
+            let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                .map_err(|e| anyhow::anyhow!("SMTP URL {}: {e}", redact_url(url)))?
+                .timeout(Some(SMTP_TIMEOUT))
+                .pool_config(PoolConfig::new().max_size(config.connections.max(1) as u32));
+            if let Some(credentials) = credentials() {
+                builder = builder.credentials(credentials);
+            }
+            Ok(Transport::Tls(builder.build()))
+        }
+        other => anyhow::bail!("SMTP URL scheme `{other}` is not smtp or smtps"),
     }
-    Ok(Transport::Smtp(builder.build()))
+}
+
+fn classify(e: lettre::transport::smtp::Error) -> Attempt {
+    if e.is_permanent() {
+        Attempt::Permanent(e.to_string())
+    } else if e.is_transient() || e.is_timeout() {
+        Attempt::Temporary(e.to_string())
+    } else {
+        Attempt::Unavailable(e.to_string())
+    }
+}
+
+/// One sender: owns one connection, reused across messages, reopened when broken.
+#[derive(Default)]
+struct Sender {
+    connection: Option<AsyncSmtpConnection>,
+}
+
+impl Sender {
+    async fn connect(
+        host: &str,
+        port: u16,
+        credentials: &Option<Credentials>,
+    ) -> Result<AsyncSmtpConnection, Attempt> {
+        let unavailable =
+            |e: String| Attempt::Unavailable(format!("connecting to {host}:{port}: {e}"));
+        let stream =
+            tokio::time::timeout(SMTP_TIMEOUT, tokio::net::TcpStream::connect((host, port)))
+                .await
+                .map_err(|_| unavailable("timed out".into()))?
+                .map_err(|e| unavailable(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| unavailable(e.to_string()))?;
+        let mut connection =
+            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &ClientId::default())
+                .await
+                .map_err(classify)?;
+        if let Some(credentials) = credentials {
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(connection)
+    }
+
+    async fn deliver(
+        &mut self,
+        transport: &Transport,
+        message: &ClaimedMessage,
+        email: Message,
+    ) -> Attempt {
+        match transport {
+            Transport::Files(dir) => {
+                let path = dir.join(format!(
+                    "{:08}-{}-{}.eml",
+                    message.id, message.kind, message.partner_id
+                ));
+                if path.exists() {
+                    return Attempt::Sent; // written before a crash: once each
+                }
+                let temporary = path.with_extension("eml.tmp");
+                match std::fs::write(&temporary, email.formatted())
+                    .and_then(|()| std::fs::rename(&temporary, &path))
+                {
+                    Ok(()) => Attempt::Sent,
+                    Err(e) => Attempt::Unavailable(format!("writing {}: {e}", path.display())),
+                }
+            }
+            Transport::Tls(smtp) => match smtp.send(email).await {
+                Ok(_) => Attempt::Sent,
+                Err(e) => classify(e),
+            },
+            Transport::Plain {
+                host,
+                port,
+                credentials,
+            } => {
+                if self.connection.as_ref().is_none_or(|c| c.has_broken()) {
+                    match Self::connect(host, *port, credentials).await {
+                        Ok(connection) => self.connection = Some(connection),
+                        Err(attempt) => return attempt,
+                    }
+                }
+                // Invariant: a connection was just ensured above.
+                let connection = self.connection.as_mut().expect("connected");
+                match connection.send(email.envelope(), &email.formatted()).await {
+                    Ok(_) => Attempt::Sent,
+                    Err(e) => {
+                        if connection.has_broken() {
+                            self.connection = None;
+                        }
+                        classify(e)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What one sender did with its share of a batch.
+#[derive(Default)]
+struct SenderReport {
+    summary: SendSummary,
+    unavailable: Option<String>,
+}
+
+fn outcome(
+    message: &ClaimedMessage,
+    attempt: Attempt,
+    retry_base_ms: u64,
+    report: &mut SenderReport,
+) -> DeliveryOutcome {
+    match attempt {
+        Attempt::Sent => {
+            report.summary.sent += 1;
+            DeliveryOutcome::Sent
+        }
+        Attempt::Permanent(reason) => {
+            tracing::warn!(id = message.id, kind = %message.kind, partner_id = %message.partner_id, %reason, "message failed");
+            report.summary.failed += 1;
+            DeliveryOutcome::Failed(reason)
+        }
+        Attempt::Temporary(reason) if message.attempts + 1 >= MAX_SMTP_ATTEMPTS => {
+            report.summary.failed += 1;
+            DeliveryOutcome::Failed(format!(
+                "gave up after {MAX_SMTP_ATTEMPTS} attempts: {reason}"
+            ))
+        }
+        Attempt::Temporary(reason) => {
+            report.summary.retried += 1;
+            let backoff = retry_base_ms
+                .saturating_mul(1 << message.attempts.clamp(0, 20))
+                .min(MAX_BACKOFF_MS);
+            DeliveryOutcome::Retry {
+                next_attempt_at_ms: now_ms() + backoff as i64,
+                error: reason,
+            }
+        }
+        Attempt::Unavailable(reason) => {
+            report.unavailable = Some(reason);
+            DeliveryOutcome::Release
+        }
+    }
+}
+
+/// Composes every message of a batch, rendering on every core.
+async fn compose_all(
+    store: &Store,
+    renderer: &Arc<Renderer>,
+    from: &Mailbox,
+    batch: Vec<ClaimedMessage>,
+) -> Vec<(ClaimedMessage, Result<Message, String>)> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let limit = Arc::new(tokio::sync::Semaphore::new(cores));
+    let mut tasks = JoinSet::new();
+    for (position, message) in batch.into_iter().enumerate() {
+        let (store, renderer, from, limit) =
+            (store.clone(), renderer.clone(), from.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let email = compose(&store, &renderer, &from, &message).await;
+            (position, message, email)
+        });
+    }
+    let mut composed = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(item) => composed.push(item),
+            Err(e) => {
+                tracing::error!(error = %e, "composing a message panicked; it stays claimed and is retried later")
+            }
+        }
+    }
+    composed.sort_by_key(|(position, _, _)| *position);
+    composed
+        .into_iter()
+        .map(|(_, message, email)| (message, email))
+        .collect()
+}
+
+/// Delivers every deliverable message; returns what happened. Fails when the server is
+/// unreachable (everything not sent stays queued).
+pub async fn send(
+    store: &Store,
+    renderer: Arc<Renderer>,
+    config: &DeliveryConfig,
+) -> anyhow::Result<SendSummary> {
+    let transport = Arc::new(transport(config)?);
+    let from =
+        mailbox("Partner Incentives", &config.from).map_err(|e| anyhow::anyhow!("sender: {e}"))?;
+    let claimer = Store::new_claimer();
+    let released = store.release_dead_claims().await?;
+    if released > 0 {
+        tracing::warn!(
+            released,
+            "released messages claimed by a sender that is gone"
+        );
+    }
+    let connections = config.connections.max(1);
+    let mut senders: Vec<Sender> = (0..connections).map(|_| Sender::default()).collect();
+    let mut summary = SendSummary::default();
+    let deadline = tokio::time::Instant::now() + config.max_retry_wait;
+    loop {
+        let batch = store
+            .claim_messages(&claimer, CLAIM_BATCH, CLAIM_TTL_MS)
+            .await?;
+        if batch.is_empty() {
+            match store.next_retry_at().await? {
+                Some(at)
+                    if tokio::time::Instant::now()
+                        + Duration::from_millis((at - now_ms()).max(0) as u64)
+                        <= deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64)).await;
+                    continue;
+                }
+                Some(_) => {
+                    summary.queued = store.count_outbox("queued").await?;
+                    return Ok(summary);
+                }
+                None => return Ok(summary),
+            }
+        }
+        let composed = compose_all(store, &renderer, &from, batch).await;
+        let mut shares: Vec<Vec<(ClaimedMessage, Result<Message, String>)>> =
+            (0..connections).map(|_| Vec::new()).collect();
+        for (index, item) in composed.into_iter().enumerate() {
+            shares[index % connections].push(item);
+        }
+        let mut running = JoinSet::new();
+        for (mut sender, share) in senders.drain(..).zip(shares) {
+            let (store, transport, claimer, retry_base_ms) = (
+                store.clone(),
+                transport.clone(),
+                claimer.clone(),
+                config.retry_base_ms,
+            );
+            running.spawn(async move {
+                let mut report = SenderReport::default();
+                let mut pending = Vec::new();
+                for (message, email) in share {
+                    // Once the server is unreachable, the rest of the share goes back untouched.
+                    let recorded = if report.unavailable.is_some() {
+                        DeliveryOutcome::Release
+                    } else {
+                        let attempt = match email {
+                            Ok(email) => sender.deliver(&transport, &message, email).await,
+                            Err(reason) => Attempt::Permanent(reason),
+                        };
+                        outcome(&message, attempt, retry_base_ms, &mut report)
+                    };
+                    pending.push((message.id, recorded));
+                    if pending.len() >= RECORD_EVERY {
+                        store.record_deliveries(&claimer, &pending).await?;
+                        pending.clear();
+                    }
+                }
+                store.record_deliveries(&claimer, &pending).await?;
+                anyhow::Ok((sender, report))
+            });
+        }
+        let mut unavailable = None;
+        while let Some(joined) = running.join_next().await {
+            let (sender, report) = joined??;
+            senders.push(sender);
+            summary.sent += report.summary.sent;
+            summary.failed += report.summary.failed;
+            summary.retried += report.summary.retried;
+            if let Some(reason) = report.unavailable {
+                unavailable = Some(reason);
+            }
+        }
+        if let Some(reason) = unavailable {
+            let queued = store.count_outbox("queued").await?;
+            anyhow::bail!(
+                "mail server unavailable ({reason}); {queued} message(s) remain queued, nothing lost"
+            );
+        }
+    }
 }
 
 /// Why a message cannot be composed: permanent for that message, the batch goes on.
@@ -172,143 +489,4 @@ async fn compose(
         .message_id(Some(message.message_id.clone()))
         .multipart(content)
         .map_err(|e| format!("cannot build the message: {e}"))
-}
-
-async fn deliver(transport: &Transport, message: &ClaimedMessage, email: Message) -> Attempt {
-    match transport {
-        Transport::Files(dir) => {
-            let path = dir.join(format!(
-                "{:08}-{}-{}.eml",
-                message.id, message.kind, message.partner_id
-            ));
-            if path.exists() {
-                return Attempt::Sent; // written before a crash: once each
-            }
-            let temporary = path.with_extension("eml.tmp");
-            let written = std::fs::write(&temporary, email.formatted())
-                .and_then(|()| std::fs::rename(&temporary, &path));
-            match written {
-                Ok(()) => Attempt::Sent,
-                Err(e) => Attempt::Unavailable(format!("writing {}: {e}", path.display())),
-            }
-        }
-        Transport::Smtp(smtp) => match smtp.send(email).await {
-            Ok(_) => Attempt::Sent,
-            Err(e) if e.is_permanent() => Attempt::Permanent(e.to_string()),
-            Err(e) if e.is_transient() || e.is_timeout() => Attempt::Temporary(e.to_string()),
-            Err(e) => Attempt::Unavailable(e.to_string()),
-        },
-    }
-}
-
-/// Delivers every deliverable message; returns what happened. Exits with an error when the
-/// server is unreachable (everything not sent stays queued).
-pub async fn send(
-    store: &Store,
-    renderer: Arc<Renderer>,
-    config: &DeliveryConfig,
-) -> anyhow::Result<SendSummary> {
-    let transport = transport(config)?;
-    let from =
-        mailbox("Partner Incentives", &config.from).map_err(|e| anyhow::anyhow!("sender: {e}"))?;
-    let claimer = Store::new_claimer();
-    let released = store.release_dead_claims().await?;
-    if released > 0 {
-        tracing::warn!(
-            released,
-            "released messages claimed by a sender that is gone"
-        );
-    }
-    let mut summary = SendSummary::default();
-    let deadline = tokio::time::Instant::now() + config.max_retry_wait;
-    loop {
-        let batch = store
-            .claim_messages(&claimer, CLAIM_BATCH, CLAIM_TTL_MS)
-            .await?;
-        if batch.is_empty() {
-            match store.next_retry_at().await? {
-                Some(at) => {
-                    let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
-                    if tokio::time::Instant::now() + wait > deadline {
-                        summary.queued = store
-                            .status_report()
-                            .await?
-                            .outbox
-                            .get("queued")
-                            .copied()
-                            .unwrap_or(0);
-                        return Ok(summary);
-                    }
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                None => return Ok(summary),
-            }
-        }
-        let mut in_flight = JoinSet::new();
-        let limit = Arc::new(tokio::sync::Semaphore::new(config.connections.max(1)));
-        for message in batch {
-            let (store, renderer, transport, from, limit) = (
-                store.clone(),
-                renderer.clone(),
-                transport.clone(),
-                from.clone(),
-                limit.clone(),
-            );
-            in_flight.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                let attempt = match compose(&store, &renderer, &from, &message).await {
-                    Ok(email) => deliver(&transport, &message, email).await,
-                    Err(reason) => Attempt::Permanent(reason),
-                };
-                (message, attempt)
-            });
-        }
-        let mut unavailable = None;
-        while let Some(joined) = in_flight.join_next().await {
-            let (message, attempt) = joined?;
-            match attempt {
-                Attempt::Sent => {
-                    store.mark_sent(message.id, &claimer).await?;
-                    summary.sent += 1;
-                }
-                Attempt::Permanent(reason) => {
-                    tracing::warn!(id = message.id, kind = %message.kind, partner_id = %message.partner_id, %reason, "message failed");
-                    store.mark_failed(message.id, &claimer, &reason).await?;
-                    summary.failed += 1;
-                }
-                Attempt::Temporary(reason) if message.attempts + 1 >= MAX_SMTP_ATTEMPTS => {
-                    let reason = format!("gave up after {MAX_SMTP_ATTEMPTS} attempts: {reason}");
-                    store.mark_failed(message.id, &claimer, &reason).await?;
-                    summary.failed += 1;
-                }
-                Attempt::Temporary(reason) => {
-                    let backoff = config
-                        .retry_base_ms
-                        .saturating_mul(1 << message.attempts.clamp(0, 20))
-                        .min(MAX_BACKOFF_MS);
-                    store
-                        .mark_retry(message.id, &claimer, now_ms() + backoff as i64, &reason)
-                        .await?;
-                    summary.retried += 1;
-                }
-                Attempt::Unavailable(reason) => {
-                    store.release_claim(message.id, &claimer).await?;
-                    unavailable = Some(reason);
-                }
-            }
-        }
-        if let Some(reason) = unavailable {
-            let queued = store
-                .status_report()
-                .await?
-                .outbox
-                .get("queued")
-                .copied()
-                .unwrap_or(0);
-            anyhow::bail!(
-                "mail server unavailable ({reason}); {queued} message(s) remain queued, nothing lost"
-            );
-        }
-    }
 }

@@ -19,8 +19,12 @@ use skrifa::instance::{LocationRef, Size};
 use super::statement::StatementDoc;
 use super::templates::{Language, Templates};
 
-static REGULAR: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Subset-Regular.otf");
-static BOLD: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Subset-Bold.otf");
+static CJK_REGULAR: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Subset-Regular.otf");
+static CJK_BOLD: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Subset-Bold.otf");
+/// The Latin part alone (about 37 KB): subsetting it per PDF is far cheaper, so statements
+/// whose every character it covers use it.
+static LATIN_REGULAR: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Latin-Regular.otf");
+static LATIN_BOLD: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Latin-Bold.otf");
 
 const PAGE_WIDTH: f32 = 595.28;
 const PAGE_HEIGHT: f32 = 841.89;
@@ -54,6 +58,15 @@ impl Face {
         })
     }
 
+    fn covers(&self, text: &str) -> bool {
+        let Ok(font) = skrifa::FontRef::new(self.data) else {
+            return false;
+        };
+        let charmap = font.charmap();
+        text.chars()
+            .all(|ch| ch.is_control() || charmap.map(ch).is_some())
+    }
+
     fn width(&self, text: &str, size: f32) -> f32 {
         let mut cache = self.widths.lock().unwrap_or_else(|e| e.into_inner());
         let mut total = 0.0;
@@ -74,22 +87,45 @@ impl Face {
     }
 }
 
-/// The faces statements are drawn with; load once per process and share.
-pub struct FontSet {
+/// A regular and a bold face.
+pub struct FacePair {
     regular: Face,
     bold: Face,
+}
+
+impl FacePair {
+    fn face(&self, bold: bool) -> &Face {
+        if bold { &self.bold } else { &self.regular }
+    }
+}
+
+/// The faces statements are drawn with; load once per process and share.
+pub struct FontSet {
+    latin: FacePair,
+    cjk: FacePair,
 }
 
 impl FontSet {
     pub fn load() -> Result<Arc<Self>, PdfError> {
         Ok(Arc::new(Self {
-            regular: Face::new(REGULAR)?,
-            bold: Face::new(BOLD)?,
+            latin: FacePair {
+                regular: Face::new(LATIN_REGULAR)?,
+                bold: Face::new(LATIN_BOLD)?,
+            },
+            cjk: FacePair {
+                regular: Face::new(CJK_REGULAR)?,
+                bold: Face::new(CJK_BOLD)?,
+            },
         }))
     }
 
-    fn face(&self, bold: bool) -> &Face {
-        if bold { &self.bold } else { &self.regular }
+    /// The Latin faces when they cover every character of `text`, else the CJK ones.
+    fn for_text(&self, text: &str) -> &FacePair {
+        if self.latin.regular.covers(text) && self.latin.bold.covers(text) {
+            &self.latin
+        } else {
+            &self.cjk
+        }
     }
 }
 
@@ -144,13 +180,13 @@ enum Op {
 
 /// Lays out text top-down over as many pages as needed.
 struct Layout<'f> {
-    fonts: &'f FontSet,
+    fonts: &'f FacePair,
     pages: Vec<Vec<Op>>,
     y: f32,
 }
 
 impl<'f> Layout<'f> {
-    fn new(fonts: &'f FontSet) -> Self {
+    fn new(fonts: &'f FacePair) -> Self {
         Self {
             fonts,
             pages: vec![Vec::new()],
@@ -248,7 +284,13 @@ pub fn render_statement_pdf(
 ) -> Result<Vec<u8>, PdfError> {
     let language = Language::from_code(&doc.language);
     let label = |key: &str| templates.label(language, key);
-    let mut l = Layout::new(fonts);
+    // Every text the statement shows comes from the document and its labels.
+    let all_text = format!(
+        "{}{}",
+        serde_json::to_string(doc).unwrap_or_default(),
+        templates.label_text(language)
+    );
+    let mut l = Layout::new(fonts.for_text(&all_text));
 
     l.text(MARGIN, 20.0, true, Color::Accent, &label("title"));
     l.y += 18.0;

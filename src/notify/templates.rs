@@ -130,6 +130,11 @@ impl Templates {
         }
     }
 
+    /// Every label of a language, concatenated (to check which font covers them).
+    pub fn label_text(&self, language: Language) -> String {
+        self.labels(language).to_string()
+    }
+
     /// A statement label by dotted key (`statuses.HELD`); the key itself when missing.
     pub fn label(&self, language: Language, key: &str) -> String {
         let mut parts = key.split('.');

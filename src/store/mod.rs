@@ -17,7 +17,7 @@ use sqlx::{AnyPool, Row};
 
 pub use jobs::{FireClaim, JobFireSummary};
 pub use lease::Lease;
-pub use outbox::{ClaimedMessage, WaveProgress};
+pub use outbox::{ClaimedMessage, DeliveryOutcome, WaveProgress};
 pub use status::{JobStatus, StatusReport, render_status};
 
 use crate::domain::money::Currency;

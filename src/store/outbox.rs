@@ -22,6 +22,21 @@ pub struct ClaimedMessage {
     pub attempts: i64,
 }
 
+/// How one delivery attempt ended, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Sent,
+    /// Temporary failure: try again at `next_attempt_at_ms`.
+    Retry {
+        next_attempt_at_ms: i64,
+        error: String,
+    },
+    /// Permanent failure, with the server's reply or the reason.
+    Failed(String),
+    /// Not attempted (server unreachable): back to the queue, no attempt counted.
+    Release,
+}
+
 /// A legacy-portal partner's progress through its migration wave.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WaveProgress {
@@ -173,55 +188,48 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    pub async fn mark_sent(&self, id: i64, claimer: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at_ms = $1, attempts = attempts + 1, claimed_by = NULL WHERE id = $2 AND claimed_by = $3")
-            .bind(now_ms())
-            .bind(id)
-            .bind(claimer.to_owned())
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    /// A temporary failure: try again at `next_attempt_at_ms`.
-    pub async fn mark_retry(
+    /// Records several delivery outcomes in one transaction (one commit, not one per message).
+    /// Only rows still claimed by `claimer` change.
+    pub async fn record_deliveries(
         &self,
-        id: i64,
         claimer: &str,
-        next_attempt_at_ms: i64,
-        error: &str,
+        outcomes: &[(i64, DeliveryOutcome)],
     ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'queued', attempts = attempts + 1, next_attempt_at_ms = $1, last_error = $2, claimed_by = NULL \
-             WHERE id = $3 AND claimed_by = $4",
-        )
-        .bind(next_attempt_at_ms)
-        .bind(error.to_owned())
-        .bind(id)
-        .bind(claimer.to_owned())
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// Back to the queue without counting an attempt (the server was unreachable).
-    pub async fn release_claim(&self, id: i64, claimer: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE outbox SET status = 'queued', claimed_by = NULL WHERE id = $1 AND claimed_by = $2")
-            .bind(id)
-            .bind(claimer.to_owned())
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
-    /// A permanent failure, with the server's reply or the reason.
-    pub async fn mark_failed(&self, id: i64, claimer: &str, error: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1, claimed_by = NULL WHERE id = $2 AND claimed_by = $3")
-            .bind(error.to_owned())
-            .bind(id)
-            .bind(claimer.to_owned())
-            .execute(self.pool())
-            .await?;
+        let mut tx = self.pool().begin().await?;
+        let now = now_ms();
+        for (id, outcome) in outcomes {
+            let query = match outcome {
+                DeliveryOutcome::Sent => sqlx::query(
+                    "UPDATE outbox SET status = 'sent', sent_at_ms = $3, attempts = attempts + 1, claimed_by = NULL \
+                     WHERE id = $1 AND claimed_by = $2",
+                )
+                .bind(*id)
+                .bind(claimer.to_owned())
+                .bind(now),
+                DeliveryOutcome::Retry { next_attempt_at_ms, error } => sqlx::query(
+                    "UPDATE outbox SET status = 'queued', attempts = attempts + 1, next_attempt_at_ms = $3, last_error = $4, \
+                     claimed_by = NULL WHERE id = $1 AND claimed_by = $2",
+                )
+                .bind(*id)
+                .bind(claimer.to_owned())
+                .bind(*next_attempt_at_ms)
+                .bind(error.clone()),
+                DeliveryOutcome::Failed(error) => sqlx::query(
+                    "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $3, claimed_by = NULL \
+                     WHERE id = $1 AND claimed_by = $2",
+                )
+                .bind(*id)
+                .bind(claimer.to_owned())
+                .bind(error.clone()),
+                DeliveryOutcome::Release => {
+                    sqlx::query("UPDATE outbox SET status = 'queued', claimed_by = NULL WHERE id = $1 AND claimed_by = $2")
+                        .bind(*id)
+                        .bind(claimer.to_owned())
+                }
+            };
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -394,5 +402,15 @@ impl Store {
         Ok(Some(text.parse().map_err(
             |e: crate::domain::period::PeriodError| StoreError::Corrupt(e.to_string()),
         )?))
+    }
+}
+
+impl Store {
+    pub async fn count_outbox(&self, status: &str) -> StoreResult<u64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE status = $1")
+            .bind(status.to_owned())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
     }
 }
