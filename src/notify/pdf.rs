@@ -44,17 +44,38 @@ pub enum PdfError {
 struct Face {
     font: Font,
     data: &'static [u8],
-    widths: Mutex<HashMap<char, f32>>,
+    /// Advance widths at 1 pt of U+0000..U+0250, computed once: no lock on the hot path.
+    latin_widths: Vec<f32>,
+    /// Other characters, measured on first use.
+    other_widths: Mutex<HashMap<char, f32>>,
+}
+
+/// Characters whose widths are precomputed.
+const PRECOMPUTED_CHARS: u32 = 0x250;
+
+fn advance(data: &[u8], ch: char) -> f32 {
+    let Ok(font) = skrifa::FontRef::new(data) else {
+        return 0.5;
+    };
+    let glyph = font.charmap().map(ch).unwrap_or_default();
+    font.glyph_metrics(Size::new(1000.0), LocationRef::default())
+        .advance_width(glyph)
+        .unwrap_or(500.0)
+        / 1000.0
 }
 
 impl Face {
     fn new(data: &'static [u8]) -> Result<Self, PdfError> {
         let font = Font::new(data.into(), 0).ok_or(PdfError::Font)?;
         skrifa::FontRef::new(data).map_err(|_| PdfError::Font)?;
+        let latin_widths = (0..PRECOMPUTED_CHARS)
+            .map(|c| char::from_u32(c).map_or(0.0, |ch| advance(data, ch)))
+            .collect();
         Ok(Self {
             font,
             data,
-            widths: Mutex::new(HashMap::new()),
+            latin_widths,
+            other_widths: Mutex::new(HashMap::new()),
         })
     }
 
@@ -68,20 +89,15 @@ impl Face {
     }
 
     fn width(&self, text: &str, size: f32) -> f32 {
-        let mut cache = self.widths.lock().unwrap_or_else(|e| e.into_inner());
         let mut total = 0.0;
         for ch in text.chars() {
-            let advance = *cache.entry(ch).or_insert_with(|| {
-                let Ok(font) = skrifa::FontRef::new(self.data) else {
-                    return 0.5;
-                };
-                let glyph = font.charmap().map(ch).unwrap_or_default();
-                font.glyph_metrics(Size::new(1000.0), LocationRef::default())
-                    .advance_width(glyph)
-                    .unwrap_or(500.0)
-                    / 1000.0
-            });
-            total += advance;
+            total += match self.latin_widths.get(ch as usize) {
+                Some(width) => *width,
+                None => {
+                    let mut cache = self.other_widths.lock().unwrap_or_else(|e| e.into_inner());
+                    *cache.entry(ch).or_insert_with(|| advance(self.data, ch))
+                }
+            };
         }
         total * size
     }
