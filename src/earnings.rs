@@ -2,11 +2,12 @@
 //! -> settlements. Works column by column over the stored revenue segments; rounding is done
 //! only through `domain::money` at the places the SPEC names.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
+use crate::domain::Rate;
 use crate::domain::money::{
     Currency, EARNING_SCALE, ExactSum, Overflow, format_scaled, line_earning,
 };
@@ -97,8 +98,6 @@ pub struct PeriodComputation {
     pub period: Period,
     pub payouts: Vec<PartnerFigures>,
     pub eligibility: Vec<EligibilityRow>,
-    /// Every line of the period with its rate, FX and earning (`earnings_lines.parquet`).
-    pub lines: DataFrame,
     pub fx_gaps: Vec<FxGap>,
 }
 
@@ -145,8 +144,9 @@ pub fn check_configuration(master: &MasterData) -> Result<(), ComputeError> {
     Ok(())
 }
 
-/// A statement line's key: booking, category, line currency, rate text.
-type CategoryKey = (Booking, String, String, Option<String>);
+/// A statement line's key: partner, booking, category id, line-currency id, rate identity.
+/// Ids index `Interner` strings; the rate is identified by its address in the programs.
+type CategoryKey = (usize, Booking, u32, u32, Option<usize>);
 
 /// A statement line's running totals: lines, revenue in 10^-6 units, exact earning.
 #[derive(Default)]
@@ -162,10 +162,32 @@ struct PartnerAccumulator {
     adjustments: ExactSum,
     own_lines: u64,
     late_lines: u64,
-    categories: BTreeMap<CategoryKey, CategoryTotals>,
 }
 
-/// Column builders of `earnings_lines.parquet`.
+/// Small strings seen many times (categories, currencies), stored once.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    texts: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, text: &str) -> u32 {
+        if let Some(id) = self.ids.get(text) {
+            return *id;
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(text.to_owned());
+        self.ids.insert(text.to_owned(), id);
+        id
+    }
+
+    fn text(&self, id: u32) -> &str {
+        &self.texts[id as usize]
+    }
+}
+
+/// Column builders of `earnings_lines.parquet`, one batch per segment.
 struct LineColumns {
     text: Vec<StringChunkedBuilder>,
     line: Vec<i64>,
@@ -190,14 +212,14 @@ const LINE_TEXT_COLUMNS: [&str; 14] = [
 ];
 
 impl LineColumns {
-    fn new() -> Self {
+    fn new(capacity: usize) -> Self {
         Self {
             text: LINE_TEXT_COLUMNS
                 .iter()
-                .map(|n| StringChunkedBuilder::new((*n).into(), 1024))
+                .map(|n| StringChunkedBuilder::new((*n).into(), capacity))
                 .collect(),
-            line: Vec::new(),
-            eligible: Vec::new(),
+            line: Vec::with_capacity(capacity),
+            eligible: Vec::with_capacity(capacity),
         }
     }
 
@@ -225,62 +247,96 @@ impl LineColumns {
     }
 }
 
-/// One stored segment as the computation sees it.
-pub struct SegmentFrame {
-    pub frame: DataFrame,
-    /// Its late lines are not yet booked into a closed period.
-    pub late_unbooked: bool,
+/// The computation of one period, fed one segment at a time so that memory stays bounded by a
+/// segment, not the month. Pure: the same segments in the same order give the same figures.
+pub struct PeriodComputer<'m> {
+    master: &'m MasterData,
+    period: Period,
+    period_text: String,
+    partners: Vec<&'m Partner>,
+    partner_index: HashMap<&'m str, usize>,
+    accumulators: Vec<PartnerAccumulator>,
+    categories: HashMap<CategoryKey, CategoryTotals>,
+    rates: HashMap<usize, &'m Rate>,
+    interner: Interner,
+    eligible: HashMap<(usize, Period), bool>,
+    fx_gaps: Vec<FxGap>,
 }
 
-/// Computes period `period` from the lines of `segments`, the snapshot and the balances of the
-/// last closed period. Pure: the same inputs give the same figures, in the same order.
-pub fn compute_period(
-    master: &MasterData,
-    period: Period,
-    segments: &[SegmentFrame],
-    balances: &HashMap<String, StoredBalance>,
-) -> Result<PeriodComputation, ComputeError> {
-    check_configuration(master)?;
-    let partner_list: Vec<&Partner> = master.partners.values().collect();
-    let partner_index: HashMap<&str, usize> = partner_list
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.partner_id.as_str(), i))
-        .collect();
-    let mut accumulators: Vec<PartnerAccumulator> = partner_list
-        .iter()
-        .map(|_| PartnerAccumulator::default())
-        .collect();
-    let mut eligible_cache: HashMap<(usize, Period), bool> = HashMap::new();
-    let mut lines = LineColumns::new();
-    let mut fx_gaps = Vec::new();
+impl<'m> PeriodComputer<'m> {
+    pub fn new(master: &'m MasterData, period: Period) -> Result<Self, ComputeError> {
+        check_configuration(master)?;
+        let partners: Vec<&Partner> = master.partners.values().collect();
+        let partner_index = partners
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.partner_id.as_str(), i))
+            .collect();
+        let accumulators = partners
+            .iter()
+            .map(|_| PartnerAccumulator::default())
+            .collect();
+        Ok(Self {
+            master,
+            period,
+            period_text: period.to_string(),
+            partners,
+            partner_index,
+            accumulators,
+            categories: HashMap::new(),
+            rates: HashMap::new(),
+            interner: Interner::default(),
+            eligible: HashMap::new(),
+            fx_gaps: Vec::new(),
+        })
+    }
 
-    let period_text = period.to_string();
-    for segment in segments {
-        let frame = &segment.frame;
-        let text =
-            |name: &str| -> PolarsResult<StringChunked> { Ok(frame.column(name)?.str()?.clone()) };
-        let (record_id, partner_id, customer_id, category) = (
-            text("record_id")?,
-            text("partner_id")?,
-            text("customer_id")?,
-            text("product_category")?,
+    /// Adds the lines of one stored segment that belong to the period (its own month, or late
+    /// lines not yet booked) and returns them with rate, FX and earning, for the line report.
+    pub fn add_segment(
+        &mut self,
+        frame: &DataFrame,
+        late_unbooked: bool,
+    ) -> Result<DataFrame, ComputeError> {
+        let texts = |name: &str| -> PolarsResult<Vec<Option<&str>>> {
+            Ok(frame.column(name)?.str()?.iter().collect())
+        };
+        let (record_id, partner_id, customer_id) = (
+            texts("record_id")?,
+            texts("partner_id")?,
+            texts("customer_id")?,
         );
-        let (billing_month, amount, currency, source_file) = (
-            text("billing_month")?,
-            text("amount")?,
-            text("currency")?,
-            text("source_file")?,
+        let (category, billing_month, amount) = (
+            texts("product_category")?,
+            texts("billing_month")?,
+            texts("amount")?,
         );
-        let amount_micro = frame.column("amount_micro")?.i64()?.clone();
-        let line_no = frame.column("line")?.i64()?.clone();
-        let late = frame.column("late")?.bool()?.clone();
+        let (currency, source_file) = (texts("currency")?, texts("source_file")?);
+        let amount_micro: Vec<i64> = frame
+            .column("amount_micro")?
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect();
+        let line_no: Vec<i64> = frame
+            .column("line")?
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect();
+        let late: Vec<bool> = frame
+            .column("late")?
+            .bool()?
+            .iter()
+            .map(|v| v.unwrap_or(false))
+            .collect();
+        let mut lines = LineColumns::new(frame.height().min(1 << 16));
+        let master = self.master;
         for row in 0..frame.height() {
-            let is_late = late.get(row).unwrap_or(false);
-            let month_text = billing_month.get(row).unwrap_or("");
-            let booking = if is_late && segment.late_unbooked {
+            let month_text = billing_month[row].unwrap_or("");
+            let booking = if late[row] && late_unbooked {
                 Booking::Adjustment
-            } else if !is_late && month_text == period_text {
+            } else if !late[row] && month_text == self.period_text {
                 Booking::Earned
             } else {
                 continue;
@@ -288,24 +344,24 @@ pub fn compute_period(
             let Ok(month) = month_text.parse::<Period>() else {
                 continue;
             };
-            let pid = partner_id.get(row).unwrap_or("");
-            let Some(&index) = partner_index.get(pid) else {
+            let pid = partner_id[row].unwrap_or("");
+            let Some(&index) = self.partner_index.get(pid) else {
                 tracing::warn!(
                     partner_id = pid,
                     "ingested line of a partner no longer in partners.csv is skipped"
                 );
                 continue;
             };
-            let partner = partner_list[index];
+            let partner = self.partners[index];
             let program = master.programs.for_type(partner.partner_type);
             let eligible = program.is_some()
-                && *eligible_cache.entry((index, month)).or_insert_with(|| {
+                && *self.eligible.entry((index, month)).or_insert_with(|| {
                     eligibility::verdict(master, partner, month.as_of_date())
                         .is_some_and(|(_, reasons)| reasons.is_empty())
                 });
-            let category_text = category.get(row).unwrap_or("");
-            let line_currency_text = currency.get(row).unwrap_or("");
-            let micro = amount_micro.get(row).unwrap_or(0);
+            let category_text = category[row].unwrap_or("");
+            let line_currency_text = currency[row].unwrap_or("");
+            let micro = amount_micro[row];
             let rate = program
                 .filter(|_| eligible)
                 .and_then(|p| p.rate(category_text, month));
@@ -329,15 +385,15 @@ pub fn compute_period(
                             .map_err(|source| ComputeError::Overflow { partner_id: pid.to_owned(), source })?;
                         earning = Some(value);
                     }
-                    None => fx_gaps.push(FxGap {
-                        source_file: source_file.get(row).unwrap_or("").to_owned(),
-                        line: line_no.get(row).unwrap_or(0) as u64,
-                        record_id: record_id.get(row).unwrap_or("").to_owned(),
+                    None => self.fx_gaps.push(FxGap {
+                        source_file: source_file[row].unwrap_or("").to_owned(),
+                        line: line_no[row] as u64,
+                        record_id: record_id[row].unwrap_or("").to_owned(),
                         detail: format!("no FX rate for {month} {line_currency_text}->{payout} (rate removed after ingest)"),
                     }),
                 }
             }
-            let accumulator = &mut accumulators[index];
+            let accumulator = &mut self.accumulators[index];
             match booking {
                 Booking::Earned => accumulator.own_lines += 1,
                 Booking::Adjustment => accumulator.late_lines += 1,
@@ -349,30 +405,36 @@ pub fn compute_period(
                 }
             }
             if program.is_some() {
+                let rate_key = rate.map(|r| {
+                    let address = r as *const Rate as usize;
+                    self.rates.insert(address, r);
+                    address
+                });
                 let key = (
+                    index,
                     booking,
-                    category_text.to_owned(),
-                    line_currency_text.to_owned(),
-                    rate.map(|r| r.text.clone()),
+                    self.interner.id(category_text),
+                    self.interner.id(line_currency_text),
+                    rate_key,
                 );
-                let entry = accumulator.categories.entry(key).or_default();
-                entry.lines += 1;
-                entry.revenue_micro += i128::from(micro);
+                let totals = self.categories.entry(key).or_default();
+                totals.lines += 1;
+                totals.revenue_micro += i128::from(micro);
                 if let Some(value) = earning {
-                    entry.earning.add(value);
+                    totals.earning.add(value);
                 }
             }
             let earning_text = earning.map(|e| format_scaled(e, EARNING_SCALE, 6));
             lines.push(
                 [
-                    record_id.get(row),
+                    record_id[row],
                     Some(pid),
-                    customer_id.get(row),
+                    customer_id[row],
                     Some(category_text),
                     Some(month_text),
-                    amount.get(row),
+                    amount[row],
                     Some(line_currency_text),
-                    source_file.get(row),
+                    source_file[row],
                     Some(booking.as_str()),
                     program.map(|p| p.id.as_str()),
                     rate.map(|r| r.text.as_str()),
@@ -380,103 +442,126 @@ pub fn compute_period(
                     fx_text,
                     earning_text.as_deref(),
                 ],
-                line_no.get(row).unwrap_or(0),
+                line_no[row],
                 eligible,
             );
         }
+        Ok(lines.finish()?)
     }
 
-    let as_of = period.as_of_date();
-    let mut payouts = Vec::new();
-    let mut eligibility_rows = Vec::new();
-    for (index, partner) in partner_list.iter().enumerate() {
-        let Some((program, reasons)) = eligibility::verdict(master, partner, as_of) else {
-            continue;
-        };
-        let accumulator = &accumulators[index];
-        eligibility_rows.push(EligibilityRow {
-            partner_id: partner.partner_id.clone(),
-            program_id: program.id.clone(),
-            reasons,
-            revenue_lines: accumulator.own_lines,
-        });
-        let currency = partner.payout_currency;
-        let before = match balances.get(&partner.partner_id) {
-            Some(stored) if stored.currency != currency && !stored.balances.is_zero() => {
-                return Err(ComputeError::CurrencyChanged {
-                    partner_id: partner.partner_id.clone(),
-                    stored: stored.currency,
-                    current: currency,
-                });
-            }
-            Some(stored) => stored.balances,
-            None => Balances::default(),
-        };
-        let minor = currency.minor_units().unwrap_or(0);
-        let overflow = |source| ComputeError::Overflow {
-            partner_id: partner.partner_id.clone(),
-            source,
-        };
-        let earned = accumulator.earned.round_to_minor(minor).map_err(overflow)?;
-        let adjustments = accumulator
-            .adjustments
-            .round_to_minor(minor)
-            .map_err(overflow)?;
-        let hold_reasons =
-            eligibility::hold_reasons(partner, master.profile(&partner.partner_id), as_of);
-        // Invariant: check_configuration found a threshold for every programme partner's currency.
-        let min_payout = program
-            .min_payout
-            .get(&currency)
-            .copied()
-            .unwrap_or(Decimal::ZERO);
-        let settlement = ledger::settle(
-            before,
-            earned,
-            adjustments,
-            !hold_reasons.is_empty(),
-            min_payout,
-        );
-        let has_lines = accumulator.own_lines + accumulator.late_lines > 0;
-        if !(has_lines || !before.is_zero() || !settlement.after.is_zero()) {
-            continue;
-        }
-        let categories = accumulator
-            .categories
-            .iter()
-            .map(
-                |((booking, category, line_currency, rate), totals)| CategoryLine {
+    /// Settles every partner against the balances of the last closed period.
+    pub fn finish(
+        self,
+        balances: &HashMap<String, StoredBalance>,
+    ) -> Result<PeriodComputation, ComputeError> {
+        let mut categories_by_partner: HashMap<usize, Vec<CategoryLine>> = HashMap::new();
+        for ((index, booking, category, currency, rate), totals) in &self.categories {
+            let rate_text = rate
+                .and_then(|r| self.rates.get(&r))
+                .map(|r| r.text.clone());
+            categories_by_partner
+                .entry(*index)
+                .or_default()
+                .push(CategoryLine {
                     booking: *booking,
-                    product_category: category.clone(),
-                    line_currency: line_currency.clone(),
-                    rate: rate.clone(),
-                    lines: totals.lines,
+                    product_category: self.interner.text(*category).to_owned(),
+                    line_currency: self.interner.text(*currency).to_owned(),
                     revenue: format_scaled(
                         totals.revenue_micro,
                         crate::domain::money::AMOUNT_SCALE,
                         2,
                     ),
-                    earning: earning_text(totals.earning, rate.is_some()),
-                },
-            )
-            .collect();
-        payouts.push(PartnerFigures {
-            partner_id: partner.partner_id.clone(),
-            partner_name: partner.name.clone(),
-            program_id: program.id.clone(),
-            currency,
-            settlement,
-            hold_reasons,
-            categories,
-        });
+                    earning: earning_text(totals.earning, rate_text.is_some()),
+                    rate: rate_text,
+                    lines: totals.lines,
+                });
+        }
+        let as_of = self.period.as_of_date();
+        let mut payouts = Vec::new();
+        let mut eligibility_rows = Vec::new();
+        for (index, partner) in self.partners.iter().enumerate() {
+            let Some((program, reasons)) = eligibility::verdict(self.master, partner, as_of) else {
+                continue;
+            };
+            let accumulator = &self.accumulators[index];
+            eligibility_rows.push(EligibilityRow {
+                partner_id: partner.partner_id.clone(),
+                program_id: program.id.clone(),
+                reasons,
+                revenue_lines: accumulator.own_lines,
+            });
+            let currency = partner.payout_currency;
+            let before = match balances.get(&partner.partner_id) {
+                Some(stored) if stored.currency != currency && !stored.balances.is_zero() => {
+                    return Err(ComputeError::CurrencyChanged {
+                        partner_id: partner.partner_id.clone(),
+                        stored: stored.currency,
+                        current: currency,
+                    });
+                }
+                Some(stored) => stored.balances,
+                None => Balances::default(),
+            };
+            let minor = currency.minor_units().unwrap_or(0);
+            let overflow = |source| ComputeError::Overflow {
+                partner_id: partner.partner_id.clone(),
+                source,
+            };
+            let earned = accumulator.earned.round_to_minor(minor).map_err(overflow)?;
+            let adjustments = accumulator
+                .adjustments
+                .round_to_minor(minor)
+                .map_err(overflow)?;
+            let hold_reasons =
+                eligibility::hold_reasons(partner, self.master.profile(&partner.partner_id), as_of);
+            // Invariant: check_configuration found a threshold for every programme partner's currency.
+            let min_payout = program
+                .min_payout
+                .get(&currency)
+                .copied()
+                .unwrap_or(Decimal::ZERO);
+            let settlement = ledger::settle(
+                before,
+                earned,
+                adjustments,
+                !hold_reasons.is_empty(),
+                min_payout,
+            );
+            let has_lines = accumulator.own_lines + accumulator.late_lines > 0;
+            if !(has_lines || !before.is_zero() || !settlement.after.is_zero()) {
+                continue;
+            }
+            let mut categories = categories_by_partner.remove(&index).unwrap_or_default();
+            categories.sort_by(|a, b| {
+                (a.booking, &a.product_category, &a.line_currency, &a.rate).cmp(&(
+                    b.booking,
+                    &b.product_category,
+                    &b.line_currency,
+                    &b.rate,
+                ))
+            });
+            payouts.push(PartnerFigures {
+                partner_id: partner.partner_id.clone(),
+                partner_name: partner.name.clone(),
+                program_id: program.id.clone(),
+                currency,
+                settlement,
+                hold_reasons,
+                categories,
+            });
+        }
+        Ok(PeriodComputation {
+            period: self.period,
+            payouts,
+            eligibility: eligibility_rows,
+            fx_gaps: self.fx_gaps,
+        })
     }
-    Ok(PeriodComputation {
-        period,
-        payouts,
-        eligibility: eligibility_rows,
-        lines: lines.finish()?,
-        fx_gaps,
-    })
+}
+
+/// An empty line report, with the report's columns.
+pub fn empty_lines() -> PolarsResult<DataFrame> {
+    LineColumns::new(0).finish()
 }
 
 fn earning_text(sum: ExactSum, rated: bool) -> String {

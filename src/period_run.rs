@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
-use crate::earnings::{self, PeriodComputation, SegmentFrame};
+use crate::earnings::{self, PeriodComputation};
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
 use crate::ingest::revenue::{self, FileOutcome, RowChecker};
@@ -20,6 +20,8 @@ use crate::notify::templates::Language;
 use crate::reports;
 use crate::store::{CloseOutcome, ClosePlan, OutboxMessage, Store, StoredFile};
 
+/// The line-level report of a period.
+const LINE_REPORT: &str = "earnings_lines.parquet";
 /// The name of the lease that serialises every change of ledger state.
 const LEDGER_LEASE: &str = "ledger";
 /// How long a command waits for another instance's run or close to finish.
@@ -152,30 +154,84 @@ pub async fn ingest(
 }
 
 /// Computes `period` from the store: its own lines, unbooked late lines, and the balances of
-/// the last closed period. Returns the ids of segments whose late lines it booked.
+/// the last closed period, one segment at a time, writing the line report to `lines_path` as
+/// it goes. Returns the ids of segments whose late lines it booked.
 async fn compute(
     store: &Store,
     master: &MasterData,
     period: Period,
+    lines_path: &Path,
 ) -> anyhow::Result<(PeriodComputation, Vec<i64>)> {
     let stored = store.segments_for(period).await?;
-    let mut frames = Vec::with_capacity(stored.len());
+    let mut computer = earnings::PeriodComputer::new(master, period)?;
+    let mut lines = LineReport::create(lines_path)?;
     let mut late_segments = Vec::new();
     for segment in stored {
-        let frame = segment::decode(&segment.parquet)
+        let data = store.segment_data(segment.id).await?;
+        let frame = segment::decode(&data)
             .with_context(|| format!("reading revenue segment {}", segment.id))?;
+        drop(data);
         if segment.late_unbooked {
             late_segments.push(segment.id);
         }
-        frames.push(SegmentFrame {
-            frame,
-            late_unbooked: segment.late_unbooked,
-        });
+        let batch = computer
+            .add_segment(&frame, segment.late_unbooked)
+            .with_context(|| format!("computing {period}"))?;
+        lines.write(&batch)?;
     }
+    lines.finish()?;
     let balances = store.balances().await?;
-    let computation = earnings::compute_period(master, period, &frames, &balances)
+    let computation = computer
+        .finish(&balances)
         .with_context(|| format!("computing {period}"))?;
     Ok((computation, late_segments))
+}
+
+/// `earnings_lines.parquet`, written batch by batch.
+struct LineReport {
+    file: std::fs::File,
+    writer: Option<polars::prelude::BatchedWriter<std::fs::File>>,
+}
+
+impl LineReport {
+    fn create(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(Self {
+            file: std::fs::File::create(path)?,
+            writer: None,
+        })
+    }
+
+    fn write(&mut self, batch: &polars::prelude::DataFrame) -> anyhow::Result<()> {
+        if batch.height() == 0 {
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            let schema = batch.schema();
+            self.writer =
+                Some(polars::prelude::ParquetWriter::new(self.file.try_clone()?).batched(schema)?);
+        }
+        if let Some(writer) = &mut self.writer {
+            writer.write_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self.writer {
+            Some(writer) => {
+                writer.finish()?;
+            }
+            None => {
+                let mut empty = earnings::empty_lines()?;
+                polars::prelude::ParquetWriter::new(self.file.try_clone()?).finish(&mut empty)?;
+            }
+        }
+        self.file.sync_all()?;
+        Ok(())
+    }
 }
 
 async fn with_run<T>(
@@ -219,12 +275,12 @@ pub async fn run(
         if last_closed.is_some_and(|closed| period <= closed) {
             return Ok(((RunOutcome::AlreadyClosed, summary), inputs));
         }
-        let (computation, _) = compute(store, &master, period).await?;
-        let exceptions = store.open_exceptions().await?;
         let period_text = period.to_string();
         reports::remove_stale_staging(&paths.reports_dir, &period_text)?;
         let staged =
             reports::staging_dir(&paths.reports_dir, &period_text, &format!("draft-{run_id}"));
+        let (computation, _) = compute(store, &master, period, &staged.join(LINE_REPORT)).await?;
+        let exceptions = store.open_exceptions().await?;
         reports::write_period_reports(&staged, &computation, &exceptions)
             .with_context(|| format!("writing reports to {}", staged.display()))?;
         failpoint("run-before-publish");
@@ -305,7 +361,9 @@ async fn close_locked(
             if let Some(open) = store.earlier_open_revenue(basis, period).await? {
                 bail!("cannot close {period}: the earlier period {open} has revenue and is still open; close it first");
             }
-            let (computation, late_segments) = compute(store, master, period).await?;
+            let close_id = uuid::Uuid::new_v4().to_string();
+            let staged = reports::staging_dir(&paths.reports_dir, &period_text, &format!("close-{close_id}"));
+            let (computation, late_segments) = compute(store, master, period, &staged.join(LINE_REPORT)).await?;
             if let Some(gap) = computation.fx_gaps.first() {
                 bail!(
                     "cannot close {period}: {} ingested line(s) have no FX rate any more (first: {} line {}: {})",
@@ -343,8 +401,6 @@ async fn close_locked(
                     })
                 })
                 .collect();
-            let close_id = uuid::Uuid::new_v4().to_string();
-            let staged = reports::staging_dir(&paths.reports_dir, &period_text, &format!("close-{close_id}"));
             let exceptions = store.open_exceptions().await?;
             reports::write_period_reports(&staged, &computation, &exceptions)
                 .with_context(|| format!("writing reports to {}", staged.display()))?;

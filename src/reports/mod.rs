@@ -1,5 +1,6 @@
 //! Report files of a period (SPEC §5): `payouts.csv`, `eligibility.csv`, `exceptions.csv`,
-//! `summary.csv` and `earnings_lines.parquet`. Reports are written into a staging folder and
+//! `summary.csv` (the line report, `earnings_lines.parquet`, is streamed by the computation).
+//! Reports are written into a staging folder and
 //! published by one rename, so a crash never leaves a half-written period folder.
 
 use std::borrow::Cow;
@@ -8,7 +9,6 @@ use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
 use rust_decimal::Decimal;
 
 use crate::domain::money::{Currency, format_minor};
@@ -183,12 +183,6 @@ pub fn write_period_reports(
     }
     finish(writer)?;
 
-    let file = File::create(dir.join("earnings_lines.parquet"))?;
-    let mut lines = computation.lines.clone();
-    ParquetWriter::new(&file)
-        .finish(&mut lines)
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    file.sync_all()?;
     Ok(())
 }
 

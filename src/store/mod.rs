@@ -101,7 +101,6 @@ pub struct ExceptionRow {
 /// A stored segment selected for a period's computation.
 pub struct StoredSegment {
     pub id: i64,
-    pub parquet: Vec<u8>,
     pub late_unbooked: bool,
 }
 
@@ -590,10 +589,11 @@ impl Store {
         parse_period_opt(row.try_get::<Option<String>, _>(0)?)
     }
 
-    /// Segments holding lines of `period` itself, or late lines not yet booked.
+    /// Segments holding lines of `period` itself, or late lines not yet booked: their ids and
+    /// whether their late lines are unbooked. The data is fetched one segment at a time.
     pub async fn segments_for(&self, period: Period) -> StoreResult<Vec<StoredSegment>> {
         let rows = sqlx::query(
-            "SELECT id, data, booked_period FROM revenue_segments WHERE id IN \
+            "SELECT id, booked_period FROM revenue_segments WHERE id IN \
              (SELECT segment_id FROM segment_months WHERE billing_month = $1 AND late = 0) \
              OR (late_rows > 0 AND booked_period IS NULL) ORDER BY id",
         )
@@ -604,11 +604,19 @@ impl Store {
             .map(|row: &AnyRow| {
                 Ok(StoredSegment {
                     id: row.try_get(0)?,
-                    parquet: row.try_get(1)?,
-                    late_unbooked: row.try_get::<Option<String>, _>(2)?.is_none(),
+                    late_unbooked: row.try_get::<Option<String>, _>(1)?.is_none(),
                 })
             })
             .collect()
+    }
+
+    /// The Parquet bytes of one segment.
+    pub async fn segment_data(&self, id: i64) -> StoreResult<Vec<u8>> {
+        let row = sqlx::query("SELECT data FROM revenue_segments WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
     }
 
     pub async fn balances(&self) -> StoreResult<HashMap<String, StoredBalance>> {
