@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
@@ -167,7 +169,7 @@ struct PartnerAccumulator {
 /// Small strings seen many times (categories, currencies), stored once.
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<String, u32>,
+    ids: FxHashMap<String, u32>,
     texts: Vec<String>,
 }
 
@@ -254,12 +256,12 @@ pub struct PeriodComputer<'m> {
     period: Period,
     period_text: String,
     partners: Vec<&'m Partner>,
-    partner_index: HashMap<&'m str, usize>,
+    partner_index: FxHashMap<&'m str, usize>,
     accumulators: Vec<PartnerAccumulator>,
-    categories: HashMap<CategoryKey, CategoryTotals>,
-    rates: HashMap<usize, &'m Rate>,
+    categories: FxHashMap<CategoryKey, CategoryTotals>,
+    rates: FxHashMap<usize, &'m Rate>,
     interner: Interner,
-    eligible: HashMap<(usize, Period), bool>,
+    eligible: FxHashMap<(usize, Period), bool>,
     fx_gaps: Vec<FxGap>,
 }
 
@@ -283,10 +285,10 @@ impl<'m> PeriodComputer<'m> {
             partners,
             partner_index,
             accumulators,
-            categories: HashMap::new(),
-            rates: HashMap::new(),
+            categories: FxHashMap::default(),
+            rates: FxHashMap::default(),
             interner: Interner::default(),
-            eligible: HashMap::new(),
+            eligible: FxHashMap::default(),
             fx_gaps: Vec::new(),
         })
     }

@@ -2,7 +2,7 @@
 //! Parquet, every row validated as text before any parsing, bad rows rejected alone with file,
 //! line, raw content and reason, accepted rows chunked into columnar segments.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -89,8 +89,8 @@ fn sha256_of_file(path: &Path) -> std::io::Result<String> {
 /// id hash makes a false match between two ids practically impossible (about 2^-64 at 10^10 ids).
 #[derive(Debug, Default)]
 pub struct RecordIndex {
-    committed: HashMap<u128, u64>,
-    pending: HashMap<u128, u64>,
+    committed: FxHashMap<u128, u64>,
+    pending: FxHashMap<u128, u64>,
 }
 
 impl RecordIndex {
@@ -143,11 +143,11 @@ pub enum RowVerdict {
 /// Validates rows against the snapshot and the records already ingested.
 pub struct RowChecker<'m> {
     master: &'m MasterData,
-    partners: HashMap<&'m str, &'m Partner>,
+    partners: FxHashMap<&'m str, &'m Partner>,
     /// Lines of this month or earlier are late: their period is closed (SPEC §3).
     last_closed: Option<Period>,
     pub index: RecordIndex,
-    eligible: HashMap<(&'m str, Period), bool>,
+    eligible: FxHashMap<(&'m str, Period), bool>,
 }
 
 impl<'m> RowChecker<'m> {
@@ -162,7 +162,7 @@ impl<'m> RowChecker<'m> {
             partners,
             last_closed,
             index,
-            eligible: HashMap::new(),
+            eligible: FxHashMap::default(),
         }
     }
 

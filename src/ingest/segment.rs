@@ -8,8 +8,8 @@ use polars::prelude::*;
 
 use crate::domain::period::Period;
 
-/// Lines per segment: bounds the memory of one chunk (about 100 MB before compression).
-pub const SEGMENT_ROWS: usize = 1 << 20;
+/// Lines per segment: bounds the memory of one chunk (about 30 MB before compression).
+pub const SEGMENT_ROWS: usize = 1 << 18;
 /// Bytes per record key: 16 of record-id hash, 8 of content hash.
 pub const KEY_BYTES: usize = 24;
 
