@@ -6,7 +6,9 @@
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
 
 use clap::Parser;
 use rust_decimal::Decimal;
@@ -25,6 +27,64 @@ struct Args {
     /// Seed of the generator; the same seed writes the same files.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Revenue file format (the same lines either way).
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Csv,
+    Parquet,
+}
+
+const REVENUE_HEADER: [&str; 7] = ["record_id", "partner_id", "customer_id", "product_category", "billing_month", "amount", "currency"];
+
+/// Where revenue lines go: a CSV file written as it goes, or Parquet columns written at the end.
+enum RevenueSink {
+    Csv(BufWriter<File>),
+    Parquet(PathBuf, Vec<StringChunkedBuilder>),
+}
+
+impl RevenueSink {
+    fn create(out: &Path, format: Format, lines: usize) -> std::io::Result<Self> {
+        Ok(match format {
+            Format::Csv => {
+                let mut file = BufWriter::with_capacity(1 << 20, File::create(out.join("revenue/2026-10-revenue.csv"))?);
+                writeln!(file, "{}", REVENUE_HEADER.join(","))?;
+                RevenueSink::Csv(file)
+            }
+            Format::Parquet => RevenueSink::Parquet(
+                out.join("revenue/2026-10-revenue.parquet"),
+                REVENUE_HEADER.iter().map(|name| StringChunkedBuilder::new((*name).into(), lines)).collect(),
+            ),
+        })
+    }
+
+    fn push(&mut self, fields: [&str; 7]) -> std::io::Result<()> {
+        match self {
+            RevenueSink::Csv(file) => writeln!(file, "{}", fields.join(",")),
+            RevenueSink::Parquet(_, columns) => {
+                for (column, value) in columns.iter_mut().zip(fields) {
+                    column.append_value(value);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            RevenueSink::Csv(mut file) => file.flush(),
+            RevenueSink::Parquet(path, columns) => {
+                let columns: Vec<Column> = columns.into_iter().map(|c| c.finish().into_column()).collect();
+                let height = columns.first().map_or(0, |c| c.len());
+                let mut frame = DataFrame::new(height, columns).map_err(std::io::Error::other)?;
+                ParquetWriter::new(File::create(path)?).finish(&mut frame).map_err(std::io::Error::other)?;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// SplitMix64: small, fast and deterministic; statistical quality is ample for test data.
@@ -193,14 +253,7 @@ security = "0.125"
     }
     fs::write(args.out.join("fx_rates.csv"), fx)?;
 
-    let mut revenue = BufWriter::with_capacity(
-        1 << 20,
-        File::create(args.out.join("revenue/2026-10-revenue.csv"))?,
-    );
-    writeln!(
-        revenue,
-        "record_id,partner_id,customer_id,product_category,billing_month,amount,currency"
-    )?;
+    let mut revenue = RevenueSink::create(&args.out, args.format, args.lines as usize)?;
     for line in 0..args.lines {
         // Skewed: a few partners carry most lines.
         let partner = ((args.partners as f64) * rng.unit().powi(3)) as u64;
@@ -230,15 +283,11 @@ security = "0.125"
             width = places as usize
         );
         let category = CATEGORIES[rng.below(5) as usize];
-        writeln!(
-            revenue,
-            "G{line:010},{},C{:06},{category},{month},{amount},{}",
-            partner_id(partner),
-            rng.below(1_000_000),
-            CURRENCIES[currency]
-        )?;
+        let record_id = format!("G{line:010}");
+        let customer_id = format!("C{:06}", rng.below(1_000_000));
+        revenue.push([&record_id, &partner_id(partner), &customer_id, category, month, &amount, CURRENCIES[currency]])?;
     }
-    revenue.flush()?;
+    revenue.finish()?;
     println!(
         "wrote {} partners and {} revenue lines to {}",
         args.partners,
