@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod notify;
 pub mod period_run;
+pub mod progress;
 pub mod reports;
 pub mod scheduler;
 pub mod settings;

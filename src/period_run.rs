@@ -17,6 +17,7 @@ use crate::ingest::segment;
 use crate::notify::Renderer;
 use crate::notify::statement::StatementRecord;
 use crate::notify::templates::Language;
+use crate::progress;
 use crate::reports;
 use crate::store::{CloseOutcome, ClosePlan, OutboxMessage, Store, StoredFile};
 
@@ -114,7 +115,9 @@ pub async fn ingest(
     let files = revenue::list_revenue_files(data_dir)
         .with_context(|| format!("listing {}/revenue", data_dir.display()))?;
     let mut inputs = Vec::with_capacity(files.len());
+    let bar = progress::bar(files.len() as u64, "revenue files");
     for file in &files {
+        bar.inc(1);
         inputs.push(InputFile {
             name: file.source_file.clone(),
             sha256: file.sha256.clone(),
@@ -166,7 +169,9 @@ async fn compute(
     let mut computer = earnings::PeriodComputer::new(master, period)?;
     let mut lines = LineReport::create(lines_path)?;
     let mut late_segments = Vec::new();
+    let bar = progress::bar(stored.len() as u64, "revenue segments");
     for segment in stored {
+        bar.inc(1);
         let data = store.segment_data(segment.id).await?;
         let frame = segment::decode(&data)
             .with_context(|| format!("reading revenue segment {}", segment.id))?;

@@ -38,7 +38,15 @@ enum Format {
     Parquet,
 }
 
-const REVENUE_HEADER: [&str; 7] = ["record_id", "partner_id", "customer_id", "product_category", "billing_month", "amount", "currency"];
+const REVENUE_HEADER: [&str; 7] = [
+    "record_id",
+    "partner_id",
+    "customer_id",
+    "product_category",
+    "billing_month",
+    "amount",
+    "currency",
+];
 
 /// Where revenue lines go: a CSV file written as it goes, or Parquet columns written at the end.
 enum RevenueSink {
@@ -50,13 +58,19 @@ impl RevenueSink {
     fn create(out: &Path, format: Format, lines: usize) -> std::io::Result<Self> {
         Ok(match format {
             Format::Csv => {
-                let mut file = BufWriter::with_capacity(1 << 20, File::create(out.join("revenue/2026-10-revenue.csv"))?);
+                let mut file = BufWriter::with_capacity(
+                    1 << 20,
+                    File::create(out.join("revenue/2026-10-revenue.csv"))?,
+                );
                 writeln!(file, "{}", REVENUE_HEADER.join(","))?;
                 RevenueSink::Csv(file)
             }
             Format::Parquet => RevenueSink::Parquet(
                 out.join("revenue/2026-10-revenue.parquet"),
-                REVENUE_HEADER.iter().map(|name| StringChunkedBuilder::new((*name).into(), lines)).collect(),
+                REVENUE_HEADER
+                    .iter()
+                    .map(|name| StringChunkedBuilder::new((*name).into(), lines))
+                    .collect(),
             ),
         })
     }
@@ -77,10 +91,15 @@ impl RevenueSink {
         match self {
             RevenueSink::Csv(mut file) => file.flush(),
             RevenueSink::Parquet(path, columns) => {
-                let columns: Vec<Column> = columns.into_iter().map(|c| c.finish().into_column()).collect();
+                let columns: Vec<Column> = columns
+                    .into_iter()
+                    .map(|c| c.finish().into_column())
+                    .collect();
                 let height = columns.first().map_or(0, |c| c.len());
                 let mut frame = DataFrame::new(height, columns).map_err(std::io::Error::other)?;
-                ParquetWriter::new(File::create(path)?).finish(&mut frame).map_err(std::io::Error::other)?;
+                ParquetWriter::new(File::create(path)?)
+                    .finish(&mut frame)
+                    .map_err(std::io::Error::other)?;
                 Ok(())
             }
         }
@@ -285,7 +304,15 @@ security = "0.125"
         let category = CATEGORIES[rng.below(5) as usize];
         let record_id = format!("G{line:010}");
         let customer_id = format!("C{:06}", rng.below(1_000_000));
-        revenue.push([&record_id, &partner_id(partner), &customer_id, category, month, &amount, CURRENCIES[currency]])?;
+        revenue.push([
+            &record_id,
+            &partner_id(partner),
+            &customer_id,
+            category,
+            month,
+            &amount,
+            CURRENCIES[currency],
+        ])?;
     }
     revenue.finish()?;
     println!(

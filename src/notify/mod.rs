@@ -49,10 +49,12 @@ impl Renderer {
             .map_or(1, |n| n.get())
             .max(1);
         let chunk = records.len().div_ceil(workers).max(1);
+        let bar = crate::progress::bar(records.len() as u64, "statements");
         std::thread::scope(|scope| {
             let handles: Vec<_> = records
                 .chunks(chunk)
                 .map(|part| {
+                    let bar = bar.clone();
                     scope.spawn(move || -> anyhow::Result<()> {
                         for record in part {
                             let (html, pdf) = self.statement(record).with_context(|| {
@@ -60,6 +62,7 @@ impl Renderer {
                             })?;
                             std::fs::write(dir.join(format!("{}.html", record.partner_id)), html)?;
                             std::fs::write(dir.join(format!("{}.pdf", record.partner_id)), pdf)?;
+                            bar.inc(1);
                         }
                         Ok(())
                     })
