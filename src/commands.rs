@@ -48,6 +48,10 @@ pub async fn execute(
                     "{period}: draft written to {}: {partners} payout row(s), {exceptions} open exception(s); {ingested}",
                     paths.reports_dir.join(period.to_string()).display()
                 ),
+                RunOutcome::Unchanged => format!(
+                    "{period}: inputs and store unchanged since the last draft; {} stands. {ingested}",
+                    paths.reports_dir.join(period.to_string()).display()
+                ),
                 RunOutcome::AlreadyClosed => {
                     format!("{period} is closed; its final reports stand. {ingested}")
                 }

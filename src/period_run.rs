@@ -12,7 +12,7 @@ use crate::domain::period::Period;
 use crate::earnings::{self, PeriodComputation};
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
-use crate::ingest::revenue::{self, FileOutcome, RowChecker};
+use crate::ingest::revenue::{self, FileOutcome, RecordIndex, RowChecker};
 use crate::ingest::segment;
 use crate::notify::Renderer;
 use crate::notify::statement::StatementRecord;
@@ -58,6 +58,8 @@ pub enum RunOutcome {
     },
     /// The period is closed: its final reports stand, only new revenue was ingested.
     AlreadyClosed,
+    /// Nothing the draft depends on changed since the last draft: its reports stand.
+    Unchanged,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,13 +93,21 @@ pub async fn ingest(
 ) -> anyhow::Result<(IngestSummary, Vec<InputFile>)> {
     let mut summary = IngestSummary::default();
     let last_closed = store.last_closed().await?;
-    let index = store
-        .record_index()
-        .await
-        .context("loading the record index")?;
+    let known = store.ingested_file_hashes().await?;
+    let files = revenue::list_revenue_files(data_dir)
+        .with_context(|| format!("listing {}/revenue", data_dir.display()))?;
+    let pending = store.pending_retries().await?;
+    // The record index (24 bytes a line ever ingested) is only needed to check new rows.
+    let index = if pending.is_empty() && files.iter().all(|f| known.contains(&f.sha256)) {
+        RecordIndex::default()
+    } else {
+        store
+            .record_index()
+            .await
+            .context("loading the record index")?
+    };
     let mut checker = RowChecker::new(master, last_closed, index);
 
-    let pending = store.pending_retries().await?;
     if !pending.is_empty() {
         let (segments, resolutions) = revenue::retry_rows(&pending, &mut checker)?;
         store
@@ -111,9 +121,6 @@ pub async fn ingest(
             .count() as u64;
     }
 
-    let known = store.ingested_file_hashes().await?;
-    let files = revenue::list_revenue_files(data_dir)
-        .with_context(|| format!("listing {}/revenue", data_dir.display()))?;
     let mut inputs = Vec::with_capacity(files.len());
     let bar = progress::bar(files.len() as u64, "revenue files");
     for file in &files {
@@ -281,6 +288,27 @@ pub async fn run(
             return Ok(((RunOutcome::AlreadyClosed, summary), inputs));
         }
         let period_text = period.to_string();
+        // Nothing the draft depends on changed since the last one: its reports stand as they are.
+        let mut fingerprint = format!(
+            "{}|{period}|{}",
+            env!("CARGO_PKG_VERSION"),
+            store.ledger_version().await?
+        );
+        for file in &master.files {
+            fingerprint.push_str(&format!("|{}={}", file.name, file.sha256));
+        }
+        let published = paths
+            .reports_dir
+            .join(&period_text)
+            .join("payouts.csv")
+            .exists();
+        if published
+            && store.last_draft_fingerprint(&period_text).await?.as_deref()
+                == Some(fingerprint.as_str())
+        {
+            store.set_fingerprint(run_id, &fingerprint).await?;
+            return Ok(((RunOutcome::Unchanged, summary), inputs));
+        }
         reports::remove_stale_staging(&paths.reports_dir, &period_text)?;
         let staged =
             reports::staging_dir(&paths.reports_dir, &period_text, &format!("draft-{run_id}"));
@@ -291,6 +319,7 @@ pub async fn run(
         failpoint("run-before-publish");
         reports::publish(&paths.reports_dir, &period_text, &staged)
             .context("publishing reports")?;
+        store.set_fingerprint(run_id, &fingerprint).await?;
         let outcome = RunOutcome::Draft {
             partners: computation.payouts.len(),
             exceptions: exceptions.len() + computation.fx_gaps.len(),

@@ -62,6 +62,7 @@ async fn fixture_draft_matches_expected_reports_and_repeats_byte_for_byte() {
         );
         let again = env.ok(&["run", "--period", "2026-10"]);
         assert!(again.contains("ingested 0 file(s)"), "{again}");
+        assert!(again.contains("unchanged since the last draft"), "{again}");
         assert_eq!(
             first,
             env.report_bytes("2026-10"),

@@ -352,3 +352,51 @@ pub fn render_status(report: &StatusReport) -> String {
     }
     out
 }
+
+impl Store {
+    /// A digest of everything a draft depends on in the store: ingested segments, rejections
+    /// and closes. Any ingest, retry or close changes it.
+    pub async fn ledger_version(&self) -> super::StoreResult<String> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM revenue_segments), \
+                    (SELECT COALESCE(MAX(id), 0) FROM rejections), \
+                    (SELECT COUNT(*) FROM rejections WHERE status = 'open'), \
+                    (SELECT COUNT(*) FROM period_closes), \
+                    (SELECT COALESCE(MAX(closed_at_ms), 0) FROM period_closes)",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let parts: Vec<i64> = (0..5)
+            .map(|i| row.try_get::<i64, _>(i))
+            .collect::<Result<_, _>>()?;
+        Ok(parts
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join("/"))
+    }
+
+    /// The fingerprint of the latest successful draft of `period`, if any.
+    pub async fn last_draft_fingerprint(&self, period: &str) -> super::StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT fingerprint FROM runs WHERE command = 'run' AND period = $1 AND outcome = 'succeeded' \
+             ORDER BY started_at_ms DESC LIMIT 1",
+        )
+        .bind(period.to_owned())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>(0))
+            .transpose()?
+            .flatten())
+    }
+
+    pub async fn set_fingerprint(&self, run_id: &str, fingerprint: &str) -> super::StoreResult<()> {
+        sqlx::query("UPDATE runs SET fingerprint = $1 WHERE id = $2")
+            .bind(fingerprint.to_owned())
+            .bind(run_id.to_owned())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
