@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use clap::Parser;
+use payout::ingest::segment::REVENUE_COLUMNS as REVENUE_HEADER;
 use rust_decimal::Decimal;
 
 #[derive(Parser)]
@@ -37,16 +38,6 @@ enum Format {
     Csv,
     Parquet,
 }
-
-const REVENUE_HEADER: [&str; 7] = [
-    "record_id",
-    "partner_id",
-    "customer_id",
-    "product_category",
-    "billing_month",
-    "amount",
-    "currency",
-];
 
 /// Where revenue lines go: a CSV file written as it goes, or Parquet columns written at the end.
 enum RevenueSink {
