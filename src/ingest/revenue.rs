@@ -465,47 +465,63 @@ fn ingest_csv(file: &RevenueFile, checker: &mut RowChecker) -> Result<FileIngest
         .map_err(|e| format!("cannot encode segment: {e}"))
 }
 
+/// Rows of a Parquet file read at a time: bounds memory whatever the file's size.
+const PARQUET_SLICE_ROWS: usize = 1 << 18;
+
 fn ingest_parquet(file: &RevenueFile, checker: &mut RowChecker) -> Result<FileIngest, String> {
-    let handle = File::open(&file.path).map_err(|e| format!("cannot read: {e}"))?;
-    let frame = ParquetReader::new(handle)
-        .finish()
+    let open = || File::open(&file.path).map_err(|e| format!("cannot read: {e}"));
+    let mut reader = ParquetReader::new(open()?);
+    let schema = reader
+        .schema()
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
-    let names: Vec<&str> = frame
-        .get_column_names()
-        .iter()
-        .map(|n| n.as_str())
-        .collect();
+    let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
     column_positions(&names)?;
-    let mut columns = Vec::with_capacity(7);
-    for name in REVENUE_COLUMNS {
-        let column = frame.column(name).map_err(|e| e.to_string())?;
-        if column.dtype().is_float() {
-            return Err(format!(
-                "column `{name}` is floating point; amounts and ids must be text or integers"
-            ));
-        }
-        let text = column
-            .cast(&DataType::String)
-            .map_err(|e| format!("column `{name}` cannot be read as text: {e}"))?;
-        columns.push(
-            text.str()
-                .map_err(|e| e.to_string())?
-                .rechunk()
-                .into_owned(),
-        );
-    }
+    let total = reader
+        .num_rows()
+        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let projection: Vec<String> = REVENUE_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     let mut collector = Collector::new();
-    for row in 0..frame.height() {
-        let mut fields = [""; 7];
-        for (slot, column) in fields.iter_mut().zip(&columns) {
-            *slot = column.get(row).unwrap_or("");
+    for offset in (0..total).step_by(PARQUET_SLICE_ROWS) {
+        let frame = ParquetReader::new(open()?)
+            .with_columns(Some(projection.clone()))
+            .with_slice(Some((offset, PARQUET_SLICE_ROWS)))
+            .finish()
+            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+        let mut texts = Vec::with_capacity(7);
+        for name in REVENUE_COLUMNS {
+            let column = frame.column(name).map_err(|e| e.to_string())?;
+            if column.dtype().is_float() {
+                return Err(format!(
+                    "column `{name}` is floating point; amounts and ids must be text or integers"
+                ));
+            }
+            texts.push(
+                column
+                    .cast(&DataType::String)
+                    .map_err(|e| format!("column `{name}` cannot be read as text: {e}"))?,
+            );
         }
-        // Parquet has no lines: row N is reported as line N + 1, as if under a header.
-        let line = row as u64 + 2;
-        let raw = || fields.join(",");
-        collector
-            .row(checker, &file.source_file, line, fields, raw)
-            .map_err(|e| format!("cannot encode segment: {e}"))?;
+        let columns = texts
+            .iter()
+            .map(|c| {
+                Ok(c.str()
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .collect::<Vec<Option<&str>>>())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        for row in 0..frame.height() {
+            let mut fields = [""; 7];
+            for (slot, column) in fields.iter_mut().zip(&columns) {
+                *slot = column[row].unwrap_or("");
+            }
+            // Parquet has no lines: row N (0-based) is reported as line N + 2, as under a header.
+            let line = (offset + row) as u64 + 2;
+            let raw = || fields.join(",");
+            collector
+                .row(checker, &file.source_file, line, fields, raw)
+                .map_err(|e| format!("cannot encode segment: {e}"))?;
+        }
     }
     collector
         .finish()
