@@ -13,4 +13,4 @@ export PAYOUT_TEST_POSTGRES_URL
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+cargo test --locked --lib --bins --tests
