@@ -1,6 +1,6 @@
 //! `payout send`: delivers the outbox. Senders claim rows, compose each message from the store
-//! (the statement PDF is rendered again from the recorded figures), and deliver over a pooled
-//! SMTP connection or as `.eml` files. Temporary failures are retried with exponential backoff
+//! (the statement PDF is rendered again from the recorded figures), and deliver over
+//! `--connections` SMTP connections kept open across messages, or as `.eml` files. Temporary failures are retried with exponential backoff
 //! up to `MAX_SMTP_ATTEMPTS`; permanent ones are marked failed with the server's reply; an
 //! unreachable server leaves every message queued. A message keeps its `Message-ID` for life,
 //! so a crash between the server's acceptance and the row being marked sent can at worst send
