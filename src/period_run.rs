@@ -344,7 +344,8 @@ pub fn statement_recipients(master: &MasterData, partner_id: &str) -> Vec<(Strin
         })
         .map(|u| (u.email.clone(), u.name.clone()))
         .collect();
-    recipients.sort();
+    // One message per address, however it is capitalised.
+    recipients.sort_by_key(|(email, name)| (email.to_ascii_lowercase(), name.clone()));
     recipients.dedup_by(|a, b| a.0.eq_ignore_ascii_case(&b.0));
     if recipients.is_empty()
         && let Some(partner) = master.partners.get(partner_id)
