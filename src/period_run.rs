@@ -430,9 +430,8 @@ async fn close_locked(
                         scope: period_text.clone(),
                         recipient,
                         recipient_name,
-                        context: serde_json::json!({ "language": Language::for_country(
-                            master.partners.get(&p.partner_id).map_or("", |partner| partner.country.as_str())
-                        ).code() }),
+                        // The statement itself (language included) is read from the store at send.
+                        context: serde_json::json!({}),
                     })
                 })
                 .collect();

@@ -4,23 +4,7 @@
 
 mod common;
 
-use common::{Env, assert_report, backends, expected};
-
-const CSV_REPORTS: [&str; 4] = [
-    "payouts.csv",
-    "eligibility.csv",
-    "exceptions.csv",
-    "summary.csv",
-];
-
-fn assert_reports(env: &Env, period: &str, expected_dir: &str) {
-    for file in CSV_REPORTS {
-        assert_report(
-            &env.report(period, file),
-            &expected(expected_dir).join(file),
-        );
-    }
-}
+use common::{Env, assert_report, assert_reports, backends, expected};
 
 const NOVEMBER_REVENUE: &str = "record_id,partner_id,customer_id,product_category,billing_month,amount,currency\n\
 N-1101,1000006,C-040,azure,2026-11,1500.00,USD\n\

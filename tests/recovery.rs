@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Backend, Env, assert_report, backends, expected};
+use common::{Backend, Env, assert_report, assert_reports, backends, expected};
 
 fn queued(env: &Env) -> u64 {
     env.status_json()["outbox"]["queued"].as_u64().unwrap_or(0)
@@ -32,17 +32,7 @@ async fn a_crash_at_each_step_is_finished_by_the_same_command() {
             let env = Env::new(backend).await;
             crash_at(&env, failpoint, &["run", "--period", "2026-10"]);
             env.ok(&["run", "--period", "2026-10"]);
-            for file in [
-                "payouts.csv",
-                "eligibility.csv",
-                "exceptions.csv",
-                "summary.csv",
-            ] {
-                assert_report(
-                    &env.report("2026-10", file),
-                    &expected("draft-2026-10").join(file),
-                );
-            }
+            assert_reports(&env, "2026-10", "draft-2026-10");
         }
         for failpoint in [
             "ingest-after-file",
@@ -94,17 +84,7 @@ async fn kill_9_at_random_moments_then_rerun_closes_once() {
     assert_eq!(queued(&env), 6);
     env.add_late_file();
     env.ok(&["close", "--period", "2026-10"]);
-    for file in [
-        "payouts.csv",
-        "eligibility.csv",
-        "exceptions.csv",
-        "summary.csv",
-    ] {
-        assert_report(
-            &env.report("2026-10", file),
-            &expected("close-2026-10").join(file),
-        );
-    }
+    assert_reports(&env, "2026-10", "close-2026-10");
 }
 
 #[tokio::test]

@@ -100,8 +100,10 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn add(text: &str, to: &mut Decimal) {
-    *to += text.parse::<Decimal>().unwrap_or_default();
+/// Adds a stored amount; a corrupt one is an error, never a silent zero.
+fn add(text: String, to: &mut Decimal) -> StoreResult<()> {
+    *to += super::parse_decimal(text)?;
+    Ok(())
 }
 
 impl Store {
@@ -124,9 +126,9 @@ impl Store {
                 .entry((row.try_get(0)?, row.try_get(1)?))
                 .or_default();
             entry.0 += 1;
-            add(&row.try_get::<String, _>(2)?, &mut entry.1);
-            add(&row.try_get::<String, _>(3)?, &mut entry.2);
-            add(&row.try_get::<String, _>(4)?, &mut entry.3);
+            add(row.try_get(2)?, &mut entry.1)?;
+            add(row.try_get(3)?, &mut entry.2)?;
+            add(row.try_get(4)?, &mut entry.3)?;
         }
         let mut periods: BTreeMap<String, PeriodStatus> = BTreeMap::new();
         for row in sqlx::query("SELECT period, closed_at_ms FROM period_closes")

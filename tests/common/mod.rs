@@ -191,3 +191,21 @@ pub fn assert_report(actual: &str, expected_file: &Path) {
         expected_file.display()
     );
 }
+
+/// The CSV reports compared with hand-worked expected files.
+pub const CSV_REPORTS: [&str; 4] = [
+    "payouts.csv",
+    "eligibility.csv",
+    "exceptions.csv",
+    "summary.csv",
+];
+
+/// Compares every CSV report of `period` with `tests/expected/<expected_dir>/`.
+pub fn assert_reports(env: &Env, period: &str, expected_dir: &str) {
+    for file in CSV_REPORTS {
+        assert_report(
+            &env.report(period, file),
+            &expected(expected_dir).join(file),
+        );
+    }
+}
