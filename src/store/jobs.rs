@@ -40,15 +40,6 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    pub async fn fire_recorded(&self, job: &str, scheduled_at_ms: i64) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM job_fires WHERE job = $1 AND scheduled_at_ms = $2")
-            .bind(job.to_owned())
-            .bind(scheduled_at_ms)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.is_some())
-    }
-
     /// Claims the fire (job, scheduled time) for `instance`.
     pub async fn claim_fire(
         &self,

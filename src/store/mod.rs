@@ -323,14 +323,19 @@ impl Store {
         Ok(index)
     }
 
+    /// Open rejections whose reason is retried (`RejectReason::is_retried`), in file order.
     pub async fn pending_retries(&self) -> StoreResult<Vec<PendingRow>> {
-        let rows = sqlx::query(
+        let retried: Vec<String> = RejectReason::ALL
+            .iter()
+            .filter(|r| r.is_retried())
+            .map(|r| format!("'{}'", r.code()))
+            .collect();
+        let sql = format!(
             "SELECT id, source_file, line, fields, reason FROM rejections \
-             WHERE status = 'open' AND reason IN ('UNKNOWN_PARTNER', 'FX_RATE_MISSING') \
-             ORDER BY source_file, line, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE status = 'open' AND reason IN ({}) ORDER BY source_file, line, id",
+            retried.join(", ")
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let fields_json: Option<String> = row.try_get(3)?;
