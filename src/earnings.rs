@@ -11,13 +11,13 @@ use rust_decimal::Decimal;
 
 use crate::domain::Rate;
 use crate::domain::money::{
-    Currency, EARNING_SCALE, ExactSum, Overflow, format_scaled, line_earning,
+    Currency, EARNING_SCALE, ExactSum, Overflow, format_scaled, line_earning, write_scaled,
 };
 use crate::domain::partner::Partner;
 use crate::domain::period::Period;
 use crate::domain::reasons::{EligibilityReason, HoldReason};
 use crate::eligibility;
-use crate::ingest::MasterData;
+use crate::ingest::{MasterData, Program};
 use crate::ledger::{self, Balances, Settlement};
 
 /// How a line enters the period: its own month, or late revenue of a closed month (SPEC §3).
@@ -146,9 +146,18 @@ pub fn check_configuration(master: &MasterData) -> Result<(), ComputeError> {
     Ok(())
 }
 
+/// How much a computation keeps besides the payout totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// `run`: the payouts and the line report.
+    Payouts,
+    /// `close`: also the statement lines, per category.
+    Statements,
+}
+
 /// A statement line's key: partner, booking, category id, line-currency id, rate identity.
 /// Ids index `Interner` strings; the rate is identified by its address in the programs.
-type CategoryKey = (usize, Booking, u32, u32, Option<usize>);
+type CategoryKey = (u32, Booking, u32, u32, Option<usize>);
 
 /// A statement line's running totals: lines, revenue in 10^-6 units, exact earning.
 #[derive(Default)]
@@ -158,12 +167,29 @@ struct CategoryTotals {
     earning: ExactSum,
 }
 
-#[derive(Default)]
+impl CategoryTotals {
+    fn merge(&mut self, other: &CategoryTotals) {
+        self.lines += other.lines;
+        self.revenue_micro += other.revenue_micro;
+        self.earning.merge(other.earning);
+    }
+}
+
+#[derive(Default, Clone)]
 struct PartnerAccumulator {
     earned: ExactSum,
     adjustments: ExactSum,
     own_lines: u64,
     late_lines: u64,
+}
+
+impl PartnerAccumulator {
+    fn merge(&mut self, other: &PartnerAccumulator) {
+        self.earned.merge(other.earned);
+        self.adjustments.merge(other.adjustments);
+        self.own_lines += other.own_lines;
+        self.late_lines += other.late_lines;
+    }
 }
 
 /// Small strings seen many times (categories, currencies), stored once.
@@ -189,14 +215,26 @@ impl Interner {
     }
 }
 
-/// Column builders of `earnings_lines.parquet`, one batch per segment.
-struct LineColumns {
-    text: Vec<StringChunkedBuilder>,
-    line: Vec<i64>,
-    eligible: Vec<bool>,
+/// A handful of strings looked up by a linear scan: faster than hashing for a few values.
+#[derive(Default)]
+struct FewTexts {
+    texts: Vec<String>,
 }
 
-const LINE_TEXT_COLUMNS: [&str; 14] = [
+impl FewTexts {
+    fn id(&mut self, text: &str) -> u32 {
+        match self.texts.iter().position(|t| t == text) {
+            Some(id) => id as u32,
+            None => {
+                self.texts.push(text.to_owned());
+                (self.texts.len() - 1) as u32
+            }
+        }
+    }
+}
+
+/// Columns of `earnings_lines.parquet` taken as they are from a stored segment.
+const LINE_SEGMENT_COLUMNS: [&str; 9] = [
     "record_id",
     "partner_id",
     "customer_id",
@@ -205,6 +243,11 @@ const LINE_TEXT_COLUMNS: [&str; 14] = [
     "amount",
     "currency",
     "source_file",
+    "line",
+];
+
+/// Columns of `earnings_lines.parquet` the computation adds, as text.
+const LINE_COMPUTED_COLUMNS: [&str; 6] = [
     "booking",
     "program_id",
     "rate",
@@ -213,138 +256,186 @@ const LINE_TEXT_COLUMNS: [&str; 14] = [
     "earning",
 ];
 
-impl LineColumns {
+/// Builders of the computed columns of one segment's line batch.
+struct ComputedColumns {
+    text: [StringChunkedBuilder; 6],
+    eligible: Vec<bool>,
+    earning: String,
+}
+
+impl ComputedColumns {
     fn new(capacity: usize) -> Self {
         Self {
-            text: LINE_TEXT_COLUMNS
-                .iter()
-                .map(|n| StringChunkedBuilder::new((*n).into(), capacity))
-                .collect(),
-            line: Vec::with_capacity(capacity),
+            text: LINE_COMPUTED_COLUMNS.map(|n| StringChunkedBuilder::new(n.into(), capacity)),
             eligible: Vec::with_capacity(capacity),
+            earning: String::with_capacity(48),
         }
     }
 
-    fn push(&mut self, values: [Option<&str>; 14], line: i64, eligible: bool) {
+    fn push(&mut self, values: [Option<&str>; 5], earning: Option<i128>, eligible: bool) {
         for (builder, value) in self.text.iter_mut().zip(values) {
             builder.append_option(value);
         }
-        self.line.push(line);
+        match earning {
+            Some(value) => {
+                self.earning.clear();
+                write_scaled(&mut self.earning, value, EARNING_SCALE, 6);
+                self.text[5].append_value(&self.earning);
+            }
+            None => self.text[5].append_null(),
+        }
         self.eligible.push(eligible);
     }
 
-    fn finish(self) -> PolarsResult<DataFrame> {
-        let height = self.line.len();
+    fn finish(self) -> Vec<Column> {
         let mut columns: Vec<Column> = self
             .text
             .into_iter()
             .map(|b| b.finish().into_column())
             .collect();
-        columns.insert(
-            8,
-            Int64Chunked::from_vec("line".into(), self.line).into_column(),
-        );
         columns.push(BooleanChunked::from_slice("eligible".into(), &self.eligible).into_column());
-        DataFrame::new(height, columns)
+        columns
     }
 }
 
+/// What the computer looks up once per partner.
+struct PartnerInfo<'m> {
+    partner: &'m Partner,
+    program: Option<&'m Program>,
+    /// Eligible at the period's as-of date.
+    eligible: bool,
+}
+
 /// The computation of one period, fed one segment at a time so that memory stays bounded by a
-/// segment, not the month. Pure: the same segments in the same order give the same figures.
+/// segment, not the month. Segments may be computed on many cores (`compute_segment`) and are
+/// merged in order (`merge`). Pure: the same segments in the same order give the same figures.
 pub struct PeriodComputer<'m> {
     master: &'m MasterData,
     period: Period,
     period_text: String,
-    partners: Vec<&'m Partner>,
-    partner_index: FxHashMap<&'m str, usize>,
+    detail: Detail,
+    partners: Vec<PartnerInfo<'m>>,
+    partner_index: FxHashMap<&'m str, u32>,
     accumulators: Vec<PartnerAccumulator>,
     categories: FxHashMap<CategoryKey, CategoryTotals>,
     rates: FxHashMap<usize, &'m Rate>,
     interner: Interner,
-    eligible: FxHashMap<(usize, Period), bool>,
     fx_gaps: Vec<FxGap>,
 }
 
+/// One segment's share of the period.
+pub struct SegmentPart<'m> {
+    accumulators: Vec<(u32, PartnerAccumulator)>,
+    /// Keyed as `CategoryKey`, with ids into `texts`.
+    categories: FxHashMap<CategoryKey, CategoryTotals>,
+    texts: FewTexts,
+    rates: Vec<(usize, &'m Rate)>,
+    fx_gaps: Vec<FxGap>,
+    lines: DataFrame,
+}
+
 impl<'m> PeriodComputer<'m> {
-    pub fn new(master: &'m MasterData, period: Period) -> Result<Self, ComputeError> {
+    pub fn new(
+        master: &'m MasterData,
+        period: Period,
+        detail: Detail,
+    ) -> Result<Self, ComputeError> {
         check_configuration(master)?;
-        let partners: Vec<&Partner> = master.partners.values().collect();
+        let as_of = period.as_of_date();
+        let partners: Vec<PartnerInfo> = master
+            .partners
+            .values()
+            .map(|partner| {
+                let program = master.programs.for_type(partner.partner_type);
+                let eligible = eligibility::verdict(master, partner, as_of)
+                    .is_some_and(|(_, reasons)| reasons.is_empty());
+                PartnerInfo {
+                    partner,
+                    program,
+                    eligible,
+                }
+            })
+            .collect();
         let partner_index = partners
             .iter()
             .enumerate()
-            .map(|(i, p)| (p.partner_id.as_str(), i))
+            .map(|(i, p)| (p.partner.partner_id.as_str(), i as u32))
             .collect();
-        let accumulators = partners
-            .iter()
-            .map(|_| PartnerAccumulator::default())
-            .collect();
+        let accumulators = vec![PartnerAccumulator::default(); partners.len()];
         Ok(Self {
             master,
             period,
             period_text: period.to_string(),
+            detail,
             partners,
             partner_index,
             accumulators,
             categories: FxHashMap::default(),
             rates: FxHashMap::default(),
             interner: Interner::default(),
-            eligible: FxHashMap::default(),
             fx_gaps: Vec::new(),
         })
     }
 
-    /// Adds the lines of one stored segment that belong to the period (its own month, or late
-    /// lines not yet booked) and returns them with rate, FX and earning, for the line report.
+    /// Adds one stored segment and returns its line batch (see `compute_segment`).
     pub fn add_segment(
         &mut self,
         frame: &DataFrame,
         late_unbooked: bool,
     ) -> Result<DataFrame, ComputeError> {
+        let part = self.compute_segment(frame, late_unbooked)?;
+        Ok(self.merge(part))
+    }
+
+    /// Computes the lines of one stored segment that belong to the period (its own month, or
+    /// late lines not yet booked), with rate, FX and earning for the line report.
+    pub fn compute_segment(
+        &self,
+        frame: &DataFrame,
+        late_unbooked: bool,
+    ) -> Result<SegmentPart<'m>, ComputeError> {
         let texts = |name: &str| -> PolarsResult<Vec<Option<&str>>> {
             Ok(frame.column(name)?.str()?.iter().collect())
         };
-        let (record_id, partner_id, customer_id) = (
-            texts("record_id")?,
-            texts("partner_id")?,
-            texts("customer_id")?,
-        );
-        let (category, billing_month, amount) = (
-            texts("product_category")?,
-            texts("billing_month")?,
-            texts("amount")?,
-        );
-        let (currency, source_file) = (texts("currency")?, texts("source_file")?);
-        let amount_micro: Vec<i64> = frame
-            .column("amount_micro")?
-            .i64()?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect();
-        let line_no: Vec<i64> = frame
-            .column("line")?
-            .i64()?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect();
-        let late: Vec<bool> = frame
-            .column("late")?
-            .bool()?
-            .iter()
-            .map(|v| v.unwrap_or(false))
-            .collect();
-        let mut lines = LineColumns::new(frame.height().min(1 << 16));
+        let (partner_id, category) = (texts("partner_id")?, texts("product_category")?);
+        let (billing_month, currency) = (texts("billing_month")?, texts("currency")?);
+        let amount_micro = frame.column("amount_micro")?.i64()?;
+        let late = frame.column("late")?.bool()?;
         let master = self.master;
-        for row in 0..frame.height() {
+        let height = frame.height();
+        let mut mask = Vec::with_capacity(height);
+        let mut computed = ComputedColumns::new(height);
+        let mut sums = vec![PartnerAccumulator::default(); self.partners.len()];
+        let mut touched = Vec::new();
+        let mut part = SegmentPart {
+            accumulators: Vec::new(),
+            categories: FxHashMap::default(),
+            texts: FewTexts::default(),
+            rates: Vec::new(),
+            fx_gaps: Vec::new(),
+            lines: DataFrame::empty(),
+        };
+        let mut other_months: FxHashMap<(u32, Period), bool> = FxHashMap::default();
+        for (row, (micro, is_late)) in amount_micro.iter().zip(late.iter()).enumerate() {
+            let (micro, is_late) = (micro.unwrap_or(0), is_late.unwrap_or(false));
             let month_text = billing_month[row].unwrap_or("");
-            let booking = if late[row] && late_unbooked {
+            let booking = if is_late && late_unbooked {
                 Booking::Adjustment
-            } else if !late[row] && month_text == self.period_text {
+            } else if !is_late && month_text == self.period_text {
                 Booking::Earned
             } else {
+                mask.push(false);
                 continue;
             };
-            let Ok(month) = month_text.parse::<Period>() else {
-                continue;
+            let month = match booking {
+                Booking::Earned => self.period,
+                Booking::Adjustment => match month_text.parse::<Period>() {
+                    Ok(month) => month,
+                    Err(_) => {
+                        mask.push(false);
+                        continue;
+                    }
+                },
             };
             let pid = partner_id[row].unwrap_or("");
             let Some(&index) = self.partner_index.get(pid) else {
@@ -352,22 +443,27 @@ impl<'m> PeriodComputer<'m> {
                     partner_id = pid,
                     "ingested line of a partner no longer in partners.csv is skipped"
                 );
+                mask.push(false);
                 continue;
             };
-            let partner = self.partners[index];
-            let program = master.programs.for_type(partner.partner_type);
+            mask.push(true);
+            let info = &self.partners[index as usize];
+            let program = info.program;
             let eligible = program.is_some()
-                && *self.eligible.entry((index, month)).or_insert_with(|| {
-                    eligibility::verdict(master, partner, month.as_of_date())
-                        .is_some_and(|(_, reasons)| reasons.is_empty())
-                });
+                && if month == self.period {
+                    info.eligible
+                } else {
+                    *other_months.entry((index, month)).or_insert_with(|| {
+                        eligibility::verdict(master, info.partner, month.as_of_date())
+                            .is_some_and(|(_, reasons)| reasons.is_empty())
+                    })
+                };
             let category_text = category[row].unwrap_or("");
             let line_currency_text = currency[row].unwrap_or("");
-            let micro = amount_micro[row];
             let rate = program
                 .filter(|_| eligible)
                 .and_then(|p| p.rate(category_text, month));
-            let payout = partner.payout_currency;
+            let payout = info.partner.payout_currency;
             let mut fx_text = None;
             let mut earning = None;
             if let Some(rate) = rate {
@@ -383,72 +479,109 @@ impl<'m> PeriodComputer<'m> {
                 };
                 match fx {
                     Some(fx) => {
-                        let value = line_earning(micro, rate.scaled, fx)
-                            .map_err(|source| ComputeError::Overflow { partner_id: pid.to_owned(), source })?;
+                        let value = line_earning(micro, rate.scaled, fx).map_err(|source| {
+                            ComputeError::Overflow {
+                                partner_id: pid.to_owned(),
+                                source,
+                            }
+                        })?;
                         earning = Some(value);
                     }
-                    None => self.fx_gaps.push(FxGap {
-                        source_file: source_file[row].unwrap_or("").to_owned(),
-                        line: line_no[row] as u64,
-                        record_id: record_id[row].unwrap_or("").to_owned(),
-                        detail: format!("no FX rate for {month} {line_currency_text}->{payout} (rate removed after ingest)"),
+                    None => part.fx_gaps.push(FxGap {
+                        source_file: text_at(frame, "source_file", row)?,
+                        line: frame.column("line")?.i64()?.get(row).unwrap_or(0) as u64,
+                        record_id: text_at(frame, "record_id", row)?,
+                        detail: format!(
+                            "no FX rate for {month} {line_currency_text}->{payout} (rate removed after ingest)"
+                        ),
                     }),
                 }
             }
-            let accumulator = &mut self.accumulators[index];
+            let sum = &mut sums[index as usize];
+            if sum.own_lines + sum.late_lines == 0 {
+                touched.push(index);
+            }
             match booking {
-                Booking::Earned => accumulator.own_lines += 1,
-                Booking::Adjustment => accumulator.late_lines += 1,
+                Booking::Earned => sum.own_lines += 1,
+                Booking::Adjustment => sum.late_lines += 1,
             }
             if let Some(value) = earning {
                 match booking {
-                    Booking::Earned => accumulator.earned.add(value),
-                    Booking::Adjustment => accumulator.adjustments.add(value),
+                    Booking::Earned => sum.earned.add(value),
+                    Booking::Adjustment => sum.adjustments.add(value),
                 }
             }
-            if program.is_some() {
+            if self.detail == Detail::Statements && program.is_some() {
                 let rate_key = rate.map(|r| {
                     let address = r as *const Rate as usize;
-                    self.rates.insert(address, r);
+                    part.rates.push((address, r));
                     address
                 });
                 let key = (
                     index,
                     booking,
-                    self.interner.id(category_text),
-                    self.interner.id(line_currency_text),
+                    part.texts.id(category_text),
+                    part.texts.id(line_currency_text),
                     rate_key,
                 );
-                let totals = self.categories.entry(key).or_default();
+                let totals = part.categories.entry(key).or_default();
                 totals.lines += 1;
                 totals.revenue_micro += i128::from(micro);
                 if let Some(value) = earning {
                     totals.earning.add(value);
                 }
             }
-            let earning_text = earning.map(|e| format_scaled(e, EARNING_SCALE, 6));
-            lines.push(
+            computed.push(
                 [
-                    record_id[row],
-                    Some(pid),
-                    customer_id[row],
-                    Some(category_text),
-                    Some(month_text),
-                    amount[row],
-                    Some(line_currency_text),
-                    source_file[row],
                     Some(booking.as_str()),
                     program.map(|p| p.id.as_str()),
                     rate.map(|r| r.text.as_str()),
                     Some(payout.code()),
                     fx_text,
-                    earning_text.as_deref(),
                 ],
-                line_no[row],
+                earning,
                 eligible,
             );
         }
-        Ok(lines.finish()?)
+        part.rates.sort_unstable_by_key(|(address, _)| *address);
+        part.rates.dedup_by_key(|(address, _)| *address);
+        part.accumulators = touched
+            .into_iter()
+            .map(|index| (index, std::mem::take(&mut sums[index as usize])))
+            .collect();
+        let mask = BooleanChunked::from_slice("mask".into(), &mask);
+        let mut lines = frame.select(LINE_SEGMENT_COLUMNS)?.filter(&mask)?;
+        for column in computed.finish() {
+            lines.with_column(column)?;
+        }
+        part.lines = lines;
+        Ok(part)
+    }
+
+    /// Adds a computed segment to the period and returns its line batch.
+    pub fn merge(&mut self, part: SegmentPart<'m>) -> DataFrame {
+        for (index, sum) in &part.accumulators {
+            self.accumulators[*index as usize].merge(sum);
+        }
+        let global: Vec<u32> = part
+            .texts
+            .texts
+            .iter()
+            .map(|t| self.interner.id(t))
+            .collect();
+        for ((index, booking, category, currency, rate), totals) in &part.categories {
+            let key = (
+                *index,
+                *booking,
+                global[*category as usize],
+                global[*currency as usize],
+                *rate,
+            );
+            self.categories.entry(key).or_default().merge(totals);
+        }
+        self.rates.extend(part.rates);
+        self.fx_gaps.extend(part.fx_gaps);
+        part.lines
     }
 
     /// Settles every partner against the balances of the last closed period.
@@ -456,7 +589,7 @@ impl<'m> PeriodComputer<'m> {
         self,
         balances: &HashMap<String, StoredBalance>,
     ) -> Result<PeriodComputation, ComputeError> {
-        let mut categories_by_partner: HashMap<usize, Vec<CategoryLine>> = HashMap::new();
+        let mut categories_by_partner: HashMap<u32, Vec<CategoryLine>> = HashMap::new();
         for ((index, booking, category, currency, rate), totals) in &self.categories {
             let rate_text = rate
                 .and_then(|r| self.rates.get(&r))
@@ -481,7 +614,8 @@ impl<'m> PeriodComputer<'m> {
         let as_of = self.period.as_of_date();
         let mut payouts = Vec::new();
         let mut eligibility_rows = Vec::new();
-        for (index, partner) in self.partners.iter().enumerate() {
+        for (index, info) in self.partners.iter().enumerate() {
+            let partner = info.partner;
             let Some((program, reasons)) = eligibility::verdict(self.master, partner, as_of) else {
                 continue;
             };
@@ -533,7 +667,9 @@ impl<'m> PeriodComputer<'m> {
             if !(has_lines || !before.is_zero() || !settlement.after.is_zero()) {
                 continue;
             }
-            let mut categories = categories_by_partner.remove(&index).unwrap_or_default();
+            let mut categories = categories_by_partner
+                .remove(&(index as u32))
+                .unwrap_or_default();
             categories.sort_by(|a, b| {
                 (a.booking, &a.product_category, &a.line_currency, &a.rate).cmp(&(
                     b.booking,
@@ -563,7 +699,25 @@ impl<'m> PeriodComputer<'m> {
 
 /// An empty line report, with the report's columns.
 pub fn empty_lines() -> PolarsResult<DataFrame> {
-    LineColumns::new(0).finish()
+    let mut columns: Vec<Column> = LINE_SEGMENT_COLUMNS
+        .iter()
+        .map(|name| match *name {
+            "line" => Int64Chunked::from_vec((*name).into(), Vec::new()).into_column(),
+            _ => StringChunked::full_null((*name).into(), 0).into_column(),
+        })
+        .collect();
+    columns.extend(ComputedColumns::new(0).finish());
+    DataFrame::new(0, columns)
+}
+
+/// The text of one cell of a stored segment (for the rare line reported on its own).
+fn text_at(frame: &DataFrame, column: &str, row: usize) -> PolarsResult<String> {
+    Ok(frame
+        .column(column)?
+        .str()?
+        .get(row)
+        .unwrap_or("")
+        .to_owned())
 }
 
 fn earning_text(sum: ExactSum, rated: bool) -> String {

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
-use crate::earnings::{self, PeriodComputation};
+use crate::earnings::{self, Detail, PeriodComputation};
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
 use crate::ingest::revenue::{self, FileOutcome, RecordIndex, RowChecker};
@@ -133,6 +133,7 @@ pub async fn ingest(
             summary.files_skipped += 1;
             continue;
         }
+        let started = std::time::Instant::now();
         let outcome = match revenue::ingest_file(file, &mut checker) {
             FileOutcome::Ingested(ingest) => {
                 summary.files_ingested += 1;
@@ -148,10 +149,12 @@ pub async fn ingest(
                 StoredFile::Rejected(detail)
             }
         };
+        let checked = started.elapsed();
         let stored = store
             .store_file(run_id, &file.source_file, &file.sha256, outcome)
             .await
             .with_context(|| format!("storing {}", file.source_file))?;
+        tracing::debug!(file = %file.source_file, ?checked, stored = ?started.elapsed() - checked, "ingest timing");
         failpoint("ingest-after-file");
         if stored {
             checker.index.commit();
@@ -170,28 +173,41 @@ async fn compute(
     store: &Store,
     master: &MasterData,
     period: Period,
+    detail: Detail,
     lines_path: &Path,
 ) -> anyhow::Result<(PeriodComputation, Vec<i64>)> {
     let stored = store.segments_for(period).await?;
-    let mut computer = earnings::PeriodComputer::new(master, period)?;
+    let mut computer = earnings::PeriodComputer::new(master, period, detail)?;
     let mut lines = LineReport::create(lines_path)?;
     let mut late_segments = Vec::new();
     let bar = progress::bar(stored.len() as u64, "revenue segments");
+    let [mut fetching, mut decoding, mut adding, mut writing] = [Duration::ZERO; 4];
     for segment in stored {
         bar.inc(1);
+        let started = std::time::Instant::now();
         let data = store.segment_data(segment.id).await?;
+        fetching += started.elapsed();
+        let started = std::time::Instant::now();
         let frame = segment::decode(&data)
             .with_context(|| format!("reading revenue segment {}", segment.id))?;
         drop(data);
+        decoding += started.elapsed();
         if segment.late_unbooked {
             late_segments.push(segment.id);
         }
+        let started = std::time::Instant::now();
         let batch = computer
             .add_segment(&frame, segment.late_unbooked)
             .with_context(|| format!("computing {period}"))?;
+        adding += started.elapsed();
+        let started = std::time::Instant::now();
         lines.write(&batch)?;
+        writing += started.elapsed();
     }
+    let started = std::time::Instant::now();
     lines.finish()?;
+    writing += started.elapsed();
+    tracing::debug!(?fetching, ?decoding, ?adding, ?writing, "compute timing");
     let balances = store.balances().await?;
     let computation = computer
         .finish(&balances)
@@ -312,7 +328,14 @@ pub async fn run(
         reports::remove_stale_staging(&paths.reports_dir, &period_text)?;
         let staged =
             reports::staging_dir(&paths.reports_dir, &period_text, &format!("draft-{run_id}"));
-        let (computation, _) = compute(store, &master, period, &staged.join(LINE_REPORT)).await?;
+        let (computation, _) = compute(
+            store,
+            &master,
+            period,
+            Detail::Payouts,
+            &staged.join(LINE_REPORT),
+        )
+        .await?;
         let exceptions = store.open_exceptions().await?;
         reports::write_period_reports(&staged, &computation, &exceptions)
             .with_context(|| format!("writing reports to {}", staged.display()))?;
@@ -398,7 +421,7 @@ async fn close_locked(
             }
             let close_id = uuid::Uuid::new_v4().to_string();
             let staged = reports::staging_dir(&paths.reports_dir, &period_text, &format!("close-{close_id}"));
-            let (computation, late_segments) = compute(store, master, period, &staged.join(LINE_REPORT)).await?;
+            let (computation, late_segments) = compute(store, master, period, Detail::Statements, &staged.join(LINE_REPORT)).await?;
             if let Some(gap) = computation.fx_gaps.first() {
                 bail!(
                     "cannot close {period}: {} ingested line(s) have no FX rate any more (first: {} line {}: {})",

@@ -182,6 +182,11 @@ impl ExactSum {
         self.0 += I256::from(earning);
     }
 
+    /// Adds another exact sum (of other lines).
+    pub fn merge(&mut self, other: ExactSum) {
+        self.0 += other.0;
+    }
+
     /// Half-even to the currency's minor units: the rounding of period totals (SPEC §3).
     pub fn round_to_minor(self, minor_units: u32) -> Result<Decimal, Overflow> {
         let rounded = div_half_even(self.0, pow10(EARNING_SCALE - minor_units));
@@ -206,12 +211,53 @@ pub fn format_minor(amount: Decimal, minor_units: u32) -> String {
 /// Writes an integer of 10^-`scale` units as exact decimal text with at least `min_places`
 /// decimals (trailing zeros beyond that trimmed).
 pub fn format_scaled(value: i128, scale: u32, min_places: u32) -> String {
-    format_digits(
-        value < 0,
-        value.unsigned_abs().to_string(),
-        scale,
-        min_places,
-    )
+    let mut text = String::new();
+    write_scaled(&mut text, value, scale, min_places);
+    text
+}
+
+/// `format_scaled` appending to `out`, without allocating: the per-line form.
+pub fn write_scaled(out: &mut String, value: i128, scale: u32, min_places: u32) {
+    use std::fmt::Write;
+    let unit = 10u128.pow(scale);
+    let magnitude = value.unsigned_abs();
+    // 64-bit division where the numbers allow: 128-bit division is a slow library call.
+    let (int_part, frac_part) = match (u64::try_from(magnitude), u64::try_from(unit)) {
+        (Ok(m), Ok(u)) => (u128::from(m / u), u128::from(m % u)),
+        _ => (magnitude / unit, magnitude % unit),
+    };
+    if value < 0 && magnitude != 0 {
+        out.push('-');
+    }
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{int_part}");
+    let mut places = scale as usize;
+    let shown = match u64::try_from(frac_part) {
+        Ok(mut frac) => {
+            while places > min_places as usize && frac % 10 == 0 {
+                frac /= 10;
+                places -= 1;
+            }
+            u128::from(frac)
+        }
+        Err(_) => {
+            let mut frac = frac_part;
+            while places > min_places as usize && frac % 10 == 0 {
+                frac /= 10;
+                places -= 1;
+            }
+            frac
+        }
+    };
+    let padding = (min_places as usize).saturating_sub(places);
+    if places + padding > 0 {
+        out.push('.');
+    }
+    if places > 0 {
+        // `shown` has at most `places` digits: written zero-padded to that width.
+        let _ = write!(out, "{shown:0places$}");
+    }
+    out.extend(std::iter::repeat_n('0', padding));
 }
 
 fn format_digits(negative: bool, digits: String, scale: u32, min_places: u32) -> String {
@@ -351,6 +397,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn fast_text_matches_digit_text(value in any::<i128>(), scale in 0u32..=16, min_places in 0u32..=8) {
+            let reference = format_digits(value < 0, value.unsigned_abs().to_string(), scale, min_places);
+            prop_assert_eq!(format_scaled(value, scale, min_places), reference);
+        }
+
         #[test]
         fn amount_text_round_trips(units in any::<i64>()) {
             let text = format_scaled(i128::from(units), AMOUNT_SCALE, 0);

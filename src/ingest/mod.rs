@@ -1,9 +1,11 @@
 //! Reading the input directory (SPEC §2): the master-data snapshot, which fails the run on any
 //! bad row, and incremental revenue, where each bad row is rejected alone.
 
+pub mod lookup;
 pub mod master;
 pub mod programs;
 pub mod revenue;
+pub mod rows;
 pub mod segment;
 
 pub use master::{MasterData, MasterDataError};

@@ -37,7 +37,9 @@ pub struct Segment {
 
 /// Accumulates accepted lines column by column.
 pub struct SegmentBuilder {
-    text: [StringChunkedBuilder; 8],
+    text: [StringChunkedBuilder; 7],
+    /// Source files as runs of (file, lines): one file per segment but for retried rows.
+    source_files: Vec<(String, usize)>,
     amount_micro: Vec<i64>,
     line: Vec<i64>,
     late: Vec<bool>,
@@ -65,14 +67,9 @@ impl Default for SegmentBuilder {
 
 impl SegmentBuilder {
     pub fn new() -> Self {
-        let names = REVENUE_COLUMNS.iter().copied().chain(["source_file"]);
-        let text = names
-            .map(|n| StringChunkedBuilder::new(n.into(), 1024))
-            .collect::<Vec<_>>();
         Self {
-            text: text
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("eight text columns")),
+            text: REVENUE_COLUMNS.map(|n| StringChunkedBuilder::new(n.into(), 1024)),
+            source_files: Vec::new(),
             amount_micro: Vec::new(),
             line: Vec::new(),
             late: Vec::new(),
@@ -90,12 +87,12 @@ impl SegmentBuilder {
     }
 
     pub fn push(&mut self, accepted: AcceptedLine<'_>) {
-        for (builder, value) in self
-            .text
-            .iter_mut()
-            .zip(accepted.fields.iter().chain([&accepted.source_file]))
-        {
+        for (builder, value) in self.text.iter_mut().zip(accepted.fields) {
             builder.append_value(value);
+        }
+        match self.source_files.last_mut() {
+            Some((file, lines)) if file == accepted.source_file => *lines += 1,
+            _ => self.source_files.push((accepted.source_file.to_owned(), 1)),
         }
         self.amount_micro.push(accepted.amount_micro);
         self.line.push(accepted.line as i64);
@@ -112,33 +109,77 @@ impl SegmentBuilder {
     /// Encodes the lines so far as a segment and starts afresh.
     pub fn take(&mut self) -> PolarsResult<Segment> {
         let full = std::mem::take(self);
-        let rows = full.line.len() as u64;
-        let late_rows = full.late.iter().filter(|&&l| l).count() as u64;
+        let rows = full.line.len();
         let mut columns: Vec<Column> = full
             .text
             .into_iter()
             .map(|b| b.finish().into_column())
             .collect();
+        let mut source_file = StringChunked::full_null("source_file".into(), 0);
+        for (file, lines) in &full.source_files {
+            source_file.append(&StringChunked::full("source_file".into(), file, *lines))?;
+        }
+        columns.push(source_file.into_column());
         columns
             .push(Int64Chunked::from_vec("amount_micro".into(), full.amount_micro).into_column());
         columns.push(Int64Chunked::from_vec("line".into(), full.line).into_column());
         columns.push(BooleanChunked::from_slice("late".into(), &full.late).into_column());
-        let mut frame = DataFrame::new(rows as usize, columns)?;
-        let mut parquet = Vec::new();
-        ParquetWriter::new(Cursor::new(&mut parquet)).finish(&mut frame)?;
-        let months = full
-            .months
-            .into_iter()
-            .map(|((m, late), n)| (m, late, n))
-            .collect();
-        Ok(Segment {
-            parquet,
-            keys: full.keys,
-            months,
-            rows,
-            late_rows,
-        })
+        let frame = DataFrame::new(rows, columns)?;
+        let mut meta = SegmentMeta::default();
+        meta.keys = full.keys;
+        for ((month, late), n) in full.months {
+            meta.months.push((month, late, n));
+        }
+        encode(frame, meta)
     }
+}
+
+/// What a segment records besides its columns: record keys and rows per (month, late).
+#[derive(Debug, Default)]
+pub struct SegmentMeta {
+    pub keys: Vec<u8>,
+    pub months: Vec<(Period, bool, u64)>,
+}
+
+impl SegmentMeta {
+    /// Records one accepted line.
+    pub fn push(&mut self, id_hash: u128, content_hash: u64, month: Period, late: bool) {
+        self.keys.extend_from_slice(&id_hash.to_le_bytes());
+        self.keys.extend_from_slice(&content_hash.to_le_bytes());
+        // A segment holds few months: a scan beats a map.
+        match self
+            .months
+            .iter_mut()
+            .find(|(m, l, _)| *m == month && *l == late)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => self.months.push((month, late, 1)),
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.keys.len() / KEY_BYTES
+    }
+}
+
+/// Encodes accepted lines (`REVENUE_COLUMNS`, `source_file`, `amount_micro`, `line`, `late`)
+/// as a segment.
+pub fn encode(mut frame: DataFrame, mut meta: SegmentMeta) -> PolarsResult<Segment> {
+    let mut parquet = Vec::new();
+    // Segments are read back whole by this program only: fast codec, no statistics.
+    ParquetWriter::new(Cursor::new(&mut parquet))
+        .with_compression(ParquetCompression::Lz4Raw)
+        .with_statistics(StatisticsOptions::empty())
+        .finish(&mut frame)?;
+    meta.months.sort_unstable();
+    let late_rows = meta.months.iter().filter(|m| m.1).map(|m| m.2).sum();
+    Ok(Segment {
+        parquet,
+        keys: meta.keys,
+        months: meta.months,
+        rows: frame.height() as u64,
+        late_rows,
+    })
 }
 
 /// Reads a stored segment back.

@@ -1,0 +1,288 @@
+//! Revenue rows as text, a block at a time: the seven fields of each row as byte ranges into
+//! the block's text, with the row's line and its raw content. Plain CSV (no quote, no lone
+//! carriage return) is split here in parallel without copying; quoted CSV goes through the
+//! `csv` crate and Parquet through polars, both into the same shape.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::ops::Range;
+use std::path::Path;
+
+use memchr::{memchr, memchr_iter, memchr2_iter};
+
+use super::segment::REVENUE_COLUMNS;
+
+/// Bytes of CSV text read at a time: bounds memory whatever the file's size.
+pub const BLOCK_BYTES: usize = 16 << 20;
+
+/// A byte range into a block's text.
+pub type Span = (u32, u32);
+
+/// Rows over one block of text, borrowed (plain CSV) or owned (quoted CSV, Parquet).
+#[derive(Debug, Default)]
+pub struct Rows<'t> {
+    pub text: Cow<'t, str>,
+    /// The seven fields of each row, in `REVENUE_COLUMNS` order.
+    pub fields: Vec<[Span; 7]>,
+    /// The row as read, for rejections.
+    pub raw: Vec<Span>,
+    pub lines: Vec<u64>,
+}
+
+impl<'t> Rows<'t> {
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    pub fn fields(&self, row: usize) -> [&str; 7] {
+        self.fields[row].map(|span| self.slice(span))
+    }
+
+    pub fn field(&self, row: usize, field: usize) -> &str {
+        self.slice(self.fields[row][field])
+    }
+
+    pub fn raw(&self, row: usize) -> &str {
+        self.slice(self.raw[row])
+    }
+
+    fn slice(&self, (start, end): Span) -> &str {
+        &self.text[start as usize..end as usize]
+    }
+
+    /// Splits rows into about `parts` runs of rows, in order, over the same text.
+    pub fn split(&self, parts: usize) -> Vec<Rows<'_>> {
+        let size = self.len().div_ceil(parts.max(1)).max(1);
+        let mut out = Vec::with_capacity(parts);
+        let mut start = 0;
+        while start < self.len() {
+            let end = (start + size).min(self.len());
+            out.push(Rows {
+                text: Cow::Borrowed(self.text.as_ref()),
+                fields: self.fields[start..end].to_vec(),
+                raw: self.raw[start..end].to_vec(),
+                lines: self.lines[start..end].to_vec(),
+            });
+            start = end;
+        }
+        out
+    }
+
+    /// Appends a row whose fields are owned elsewhere (quoted CSV, Parquet).
+    pub fn push_owned(&mut self, fields: [&str; 7], raw: &str, line: u64) {
+        let mut push = |text: &str| {
+            let owned = self.text.to_mut();
+            let start = owned.len() as u32;
+            owned.push_str(text);
+            (start, owned.len() as u32)
+        };
+        let spans = fields.map(&mut push);
+        let raw = push(raw);
+        self.fields.push(spans);
+        self.raw.push(raw);
+        self.lines.push(line);
+    }
+}
+
+/// Column positions of the seven fields in a header.
+pub fn column_positions(headers: &[&str]) -> Result<[usize; 7], String> {
+    let mut positions = [0usize; 7];
+    for (slot, column) in positions.iter_mut().zip(REVENUE_COLUMNS) {
+        *slot = headers
+            .iter()
+            .position(|h| *h == column)
+            .ok_or_else(|| format!("missing column `{column}`"))?;
+    }
+    Ok(positions)
+}
+
+/// Whether a CSV file can be split on commas and newlines alone: no quote anywhere and no
+/// carriage return except before a newline.
+pub fn is_plain_csv(path: &Path) -> std::io::Result<bool> {
+    let mut file = File::open(path)?;
+    let mut buffer = vec![0u8; 1 << 22];
+    let mut carry_cr = false;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(!carry_cr);
+        }
+        let chunk = &buffer[..n];
+        if carry_cr && chunk[0] != b'\n' {
+            return Ok(false);
+        }
+        carry_cr = false;
+        for at in memchr2_iter(b'"', b'\r', chunk) {
+            if chunk[at] == b'"' {
+                return Ok(false);
+            }
+            match chunk.get(at + 1) {
+                Some(b'\n') => {}
+                Some(_) => return Ok(false),
+                None => carry_cr = true,
+            }
+        }
+    }
+}
+
+/// Reads a plain CSV file in blocks that end at a line end.
+pub struct PlainCsvBlocks {
+    reader: BufReader<File>,
+    carry: Vec<u8>,
+    /// The line number of the next block's first line.
+    next_line: u64,
+    done: bool,
+}
+
+/// One block of a plain CSV file.
+pub struct PlainBlock {
+    pub text: String,
+    pub first_line: u64,
+}
+
+impl PlainCsvBlocks {
+    /// Opens the file and reads its header line.
+    pub fn open(path: &Path) -> Result<(Self, Vec<String>), String> {
+        let file = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+        let mut blocks = Self {
+            reader: BufReader::with_capacity(1 << 16, file),
+            carry: Vec::new(),
+            next_line: 1,
+            done: false,
+        };
+        let Some(first) = blocks.next_block()? else {
+            return Err("not CSV: no header".to_owned());
+        };
+        let end = first.text.find('\n').unwrap_or(first.text.len());
+        let header = first.text[..end].trim_end_matches('\r');
+        let header = header.strip_prefix('\u{feff}').unwrap_or(header);
+        let headers = header.split(',').map(str::to_owned).collect();
+        let rest = first.text.as_bytes()[(end + 1).min(first.text.len())..].to_vec();
+        blocks.carry.splice(0..0, rest);
+        blocks.next_line = 2;
+        Ok((blocks, headers))
+    }
+
+    /// The next block, or `None` at the end of the file. A block that is not UTF-8 fails the
+    /// file, naming the line.
+    pub fn next_block(&mut self) -> Result<Option<PlainBlock>, String> {
+        if self.done && self.carry.is_empty() {
+            return Ok(None);
+        }
+        let mut bytes = std::mem::take(&mut self.carry);
+        let mut target = BLOCK_BYTES;
+        loop {
+            while !self.done && bytes.len() < target {
+                let start = bytes.len();
+                bytes.resize(target, 0);
+                let n = self
+                    .reader
+                    .read(&mut bytes[start..])
+                    .map_err(|e| format!("cannot read: {e}"))?;
+                bytes.truncate(start + n);
+                if n == 0 {
+                    self.done = true;
+                }
+            }
+            if self.done {
+                break;
+            }
+            // A plain file's line ends are record ends: the partial last line waits.
+            if let Some(end) = memchr::memrchr(b'\n', &bytes) {
+                self.carry = bytes.split_off(end + 1);
+                break;
+            }
+            target *= 2;
+        }
+        let first_line = self.next_line;
+        self.next_line += memchr_iter(b'\n', &bytes).count() as u64;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = e.utf8_error().valid_up_to();
+            let line = first_line + memchr_iter(b'\n', &e.as_bytes()[..valid]).count() as u64;
+            format!("not UTF-8 (line {line})")
+        })?;
+        Ok(Some(PlainBlock { text, first_line }))
+    }
+}
+
+/// Splits a block into about `parts` ranges that start and end at line boundaries.
+pub fn split_lines(text: &str, parts: usize) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut ranges = Vec::with_capacity(parts);
+    let mut start = 0;
+    for k in 1..parts {
+        let target = (bytes.len() * k / parts).max(start);
+        let end = match memchr(b'\n', &bytes[target..]) {
+            Some(at) => target + at + 1,
+            None => bytes.len(),
+        };
+        if end > start {
+            ranges.push(start..end);
+            start = end;
+        }
+    }
+    if start < bytes.len() || ranges.is_empty() {
+        ranges.push(start..bytes.len());
+    }
+    ranges
+}
+
+/// Splits the lines of `range` into rows. Lines are numbered from `first_line` (the line of
+/// the range's first byte); blank lines are skipped, as the `csv` crate does.
+pub fn split_plain<'t>(
+    text: &'t str,
+    range: Range<usize>,
+    first_line: u64,
+    positions: &[usize; 7],
+) -> Rows<'t> {
+    let bytes = text.as_bytes();
+    let widest = positions.iter().copied().max().unwrap_or(0);
+    let mut rows = Rows {
+        text: Cow::Borrowed(text),
+        ..Rows::default()
+    };
+    let mut line = first_line;
+    let mut start = range.start;
+    let mut found = vec![(0u32, 0u32); widest + 1];
+    let mut push_line = |rows: &mut Rows, start: usize, end: usize, line: u64| {
+        let mut end = end;
+        if end > start && bytes[end - 1] == b'\r' {
+            end -= 1;
+        }
+        if end == start {
+            return;
+        }
+        let mut count = 0;
+        let mut field_start = start;
+        for at in memchr_iter(b',', &bytes[start..end]) {
+            if count <= widest {
+                found[count] = (field_start as u32, (start + at) as u32);
+            }
+            count += 1;
+            field_start = start + at + 1;
+        }
+        if count <= widest {
+            found[count] = (field_start as u32, end as u32);
+        }
+        count += 1;
+        let spans = positions.map(|p| if p < count { found[p] } else { (0, 0) });
+        rows.fields.push(spans);
+        rows.raw.push((start as u32, end as u32));
+        rows.lines.push(line);
+    };
+    for at in memchr_iter(b'\n', &bytes[range.clone()]) {
+        let end = range.start + at;
+        push_line(&mut rows, start, end, line);
+        line += 1;
+        start = end + 1;
+    }
+    if start < range.end {
+        push_line(&mut rows, start, range.end, line);
+    }
+    rows
+}
