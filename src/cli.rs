@@ -66,6 +66,16 @@ pub enum Command {
         #[arg(long, env = "PAYOUT_PERIOD")]
         period: Period,
     },
+    /// Compute a period's payouts from the input folder alone, without the store: every
+    /// revenue file read and checked afresh, no history, no balances. Writes `payouts.csv` and
+    /// `exceptions.csv` to --out; changes nothing else.
+    Preview {
+        #[arg(long, env = "PAYOUT_PERIOD")]
+        period: Period,
+        /// Folder for the preview's reports.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Finalise a period: statements, balance movements and statement emails, once.
     Close {
         #[arg(long, env = "PAYOUT_PERIOD")]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::campaigns;
 use crate::cli::Command;
-use crate::domain::period::parse_date;
+use crate::domain::period::{Period, parse_date};
 use crate::ingest::MasterData;
 use crate::notify::Renderer;
 use crate::notify::delivery::{self, DeliveryConfig};
@@ -15,6 +15,22 @@ use crate::period_run::{self, CloseResult, Paths, RunOutcome};
 use crate::scheduler::{self, JobCommand, JobRun, Runner};
 use crate::settings::Settings;
 use crate::store::{JobStatus, Store};
+
+/// `payout preview`: the period's payouts from the input folder alone.
+pub fn preview(settings: &Settings, period: Period, out: &Path) -> anyhow::Result<String> {
+    let (computation, summary) = period_run::preview(&settings.data_dir, period, out)?;
+    Ok(format!(
+        "{period}: preview written to {}: {} payout row(s) from {} file(s) ({} rows: {} accepted, {} rejected, {} duplicates; {} file(s) rejected)",
+        out.display(),
+        computation,
+        summary.files_ingested,
+        summary.rows,
+        summary.accepted,
+        summary.rejected,
+        summary.duplicates,
+        summary.files_rejected,
+    ))
+}
 
 /// Runs one command against `store` and returns its one-line outcome.
 pub async fn execute(
@@ -27,6 +43,7 @@ pub async fn execute(
         reports_dir: settings.reports_dir.clone(),
     };
     match command {
+        Command::Preview { period, out } => preview(settings, period, &out),
         Command::Run { period } => {
             let (outcome, ingest) = period_run::run(store, &paths, period).await?;
             let ingested = format!(

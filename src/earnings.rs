@@ -17,6 +17,8 @@ use crate::domain::partner::Partner;
 use crate::domain::period::Period;
 use crate::domain::reasons::{EligibilityReason, HoldReason};
 use crate::eligibility;
+use crate::ingest::lookup::IdIndex;
+use crate::ingest::revenue::PARTNER_POSITION;
 use crate::ingest::{MasterData, Program};
 use crate::ledger::{self, Balances, Settlement};
 
@@ -302,6 +304,7 @@ impl ComputedColumns {
 struct PartnerInfo<'m> {
     partner: &'m Partner,
     program: Option<&'m Program>,
+    payout: Currency,
     /// Eligible at the period's as-of date.
     eligible: bool,
 }
@@ -314,8 +317,10 @@ pub struct PeriodComputer<'m> {
     period: Period,
     period_text: String,
     detail: Detail,
+    /// Whether `compute_segment` returns the lines for `earnings_lines.parquet`.
+    line_report: bool,
     partners: Vec<PartnerInfo<'m>>,
-    partner_index: FxHashMap<&'m str, u32>,
+    partner_index: IdIndex,
     accumulators: Vec<PartnerAccumulator>,
     categories: FxHashMap<CategoryKey, CategoryTotals>,
     rates: FxHashMap<usize, &'m Rate>,
@@ -352,21 +357,19 @@ impl<'m> PeriodComputer<'m> {
                 PartnerInfo {
                     partner,
                     program,
+                    payout: partner.payout_currency,
                     eligible,
                 }
             })
             .collect();
-        let partner_index = partners
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.partner.partner_id.as_str(), i as u32))
-            .collect();
+        let partner_index = IdIndex::new(partners.iter().map(|p| p.partner.partner_id.as_str()));
         let accumulators = vec![PartnerAccumulator::default(); partners.len()];
         Ok(Self {
             master,
             period,
             period_text: period.to_string(),
             detail,
+            line_report: true,
             partners,
             partner_index,
             accumulators,
@@ -375,6 +378,12 @@ impl<'m> PeriodComputer<'m> {
             interner: Interner::default(),
             fx_gaps: Vec::new(),
         })
+    }
+
+    /// Computes payouts only: `compute_segment` returns no lines.
+    pub fn without_line_report(mut self) -> Self {
+        self.line_report = false;
+        self
     }
 
     /// Adds one stored segment and returns its line batch (see `compute_segment`).
@@ -400,6 +409,11 @@ impl<'m> PeriodComputer<'m> {
         let (partner_id, category) = (texts("partner_id")?, texts("product_category")?);
         let (billing_month, currency) = (texts("billing_month")?, texts("currency")?);
         let amount_micro = frame.column("amount_micro")?.i64()?;
+        // Positions found by the row checks of this same snapshot, when the frame is fresh.
+        let positions: Option<Vec<Option<u32>>> = match frame.column(PARTNER_POSITION) {
+            Ok(column) => Some(column.u32()?.iter().collect()),
+            Err(_) => None,
+        };
         let late = frame.column("late")?.bool()?;
         let master = self.master;
         let height = frame.height();
@@ -421,7 +435,7 @@ impl<'m> PeriodComputer<'m> {
             let month_text = billing_month[row].unwrap_or("");
             let booking = if is_late && late_unbooked {
                 Booking::Adjustment
-            } else if !is_late && month_text == self.period_text {
+            } else if !is_late && same_text(month_text, &self.period_text) {
                 Booking::Earned
             } else {
                 mask.push(false);
@@ -438,7 +452,11 @@ impl<'m> PeriodComputer<'m> {
                 },
             };
             let pid = partner_id[row].unwrap_or("");
-            let Some(&index) = self.partner_index.get(pid) else {
+            let found = match &positions {
+                Some(positions) => positions[row].filter(|&p| p != u32::MAX),
+                None => self.partner_index.get(pid),
+            };
+            let Some(index) = found else {
                 tracing::warn!(
                     partner_id = pid,
                     "ingested line of a partner no longer in partners.csv is skipped"
@@ -463,11 +481,11 @@ impl<'m> PeriodComputer<'m> {
             let rate = program
                 .filter(|_| eligible)
                 .and_then(|p| p.rate(category_text, month));
-            let payout = info.partner.payout_currency;
+            let payout = info.payout;
             let mut fx_text = None;
             let mut earning = None;
             if let Some(rate) = rate {
-                let fx = if line_currency_text == payout.code() {
+                let fx = if same_text(line_currency_text, payout.code()) {
                     Some(None)
                 } else {
                     Currency::parse(line_currency_text)
@@ -531,6 +549,9 @@ impl<'m> PeriodComputer<'m> {
                     totals.earning.add(value);
                 }
             }
+            if !self.line_report {
+                continue;
+            }
             computed.push(
                 [
                     Some(booking.as_str()),
@@ -549,12 +570,14 @@ impl<'m> PeriodComputer<'m> {
             .into_iter()
             .map(|index| (index, std::mem::take(&mut sums[index as usize])))
             .collect();
-        let mask = BooleanChunked::from_slice("mask".into(), &mask);
-        let mut lines = frame.select(LINE_SEGMENT_COLUMNS)?.filter(&mask)?;
-        for column in computed.finish() {
-            lines.with_column(column)?;
+        if self.line_report {
+            let mask = BooleanChunked::from_slice("mask".into(), &mask);
+            let mut lines = frame.select(LINE_SEGMENT_COLUMNS)?.filter(&mask)?;
+            for column in computed.finish() {
+                lines.with_column(column)?;
+            }
+            part.lines = lines;
         }
-        part.lines = lines;
         Ok(part)
     }
 
@@ -708,6 +731,24 @@ pub fn empty_lines() -> PolarsResult<DataFrame> {
         .collect();
     columns.extend(ComputedColumns::new(0).finish());
     DataFrame::new(0, columns)
+}
+
+/// Equality of short texts without a call to `memcmp` (months, currency codes: the per-line
+/// comparisons).
+fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 8 {
+        let word = |bytes: &[u8]| {
+            let mut buffer = [0u8; 8];
+            buffer[..bytes.len()].copy_from_slice(bytes);
+            u64::from_le_bytes(buffer)
+        };
+        return word(a) == word(b);
+    }
+    a == b
 }
 
 /// The text of one cell of a stored segment (for the rare line reported on its own).

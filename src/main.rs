@@ -46,6 +46,10 @@ async fn main() -> ExitCode {
 }
 
 async fn execute(command: Command, settings: &Settings) -> anyhow::Result<String> {
+    if let Command::Preview { period, out } = &command {
+        // The one command without a store.
+        return commands::preview(settings, *period, out);
+    }
     let store = Store::connect(&settings.database_url).await?;
     commands::execute(command, settings, &store).await
 }

@@ -2,24 +2,28 @@
 //! rules, the store and the report writers together. Every step is safe to repeat: a crash at
 //! any point is finished by running the same command again.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use polars::prelude::DataFrame;
+use rayon::prelude::*;
 
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
+use crate::domain::reasons::RejectReason;
 use crate::earnings::{self, Detail, PeriodComputation};
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
-use crate::ingest::revenue::{self, FileOutcome, RecordIndex, RowChecker};
+use crate::ingest::revenue::{self, FileReader, RecordIndex, RowChecker};
 use crate::ingest::segment;
 use crate::notify::Renderer;
 use crate::notify::statement::StatementRecord;
 use crate::notify::templates::Language;
 use crate::progress;
 use crate::reports;
-use crate::store::{CloseOutcome, ClosePlan, OutboxMessage, Store, StoredFile};
+use crate::store::{CloseOutcome, ClosePlan, ExceptionRow, OutboxMessage, Store, StoredFile};
 
 /// The line-level report of a period.
 const LINE_REPORT: &str = "earnings_lines.parquet";
@@ -133,37 +137,180 @@ pub async fn ingest(
             summary.files_skipped += 1;
             continue;
         }
-        let started = std::time::Instant::now();
-        let outcome = match revenue::ingest_file(file, &mut checker) {
-            FileOutcome::Ingested(ingest) => {
+        match ingest_file(store, run_id, file, &mut checker).await? {
+            FileResult::Stored(ingest) => {
+                failpoint("ingest-after-file");
+                checker.index.commit();
+                summary.files_ingested += 1;
+                summary.rows += ingest.rows;
+                summary.accepted += ingest.accepted;
+                summary.rejected += ingest.rejected;
+                summary.duplicates += ingest.duplicates;
+            }
+            FileResult::AlreadyStored => {
+                checker.index.discard();
+                summary.files_skipped += 1;
+            }
+            FileResult::Rejected(detail) => {
+                checker.index.discard();
+                tracing::warn!(file = %file.source_file, %detail, "revenue file rejected");
+                let stored = StoredFile::Rejected(detail);
+                store
+                    .store_file(run_id, &file.source_file, &file.sha256, stored)
+                    .await
+                    .with_context(|| format!("storing {}", file.source_file))?;
+                failpoint("ingest-after-file");
+                summary.files_rejected += 1;
+            }
+        }
+        tracing::info!(file = %file.source_file, "ingested");
+    }
+    Ok((summary, inputs))
+}
+
+/// `payout preview --period P --out DIR`: the period's payouts from the input folder alone, as
+/// if the store were empty (every file read afresh, no closed period, no balances). The same
+/// checks and computation as `run`, minus the store and the line report; reading the next
+/// block overlaps computing the last. Returns the number of payout rows and what was read.
+pub fn preview(
+    data_dir: &Path,
+    period: Period,
+    out: &Path,
+) -> anyhow::Result<(usize, IngestSummary)> {
+    let master = load_master(data_dir)?;
+    let files = revenue::list_revenue_files_unhashed(data_dir)
+        .with_context(|| format!("listing {}/revenue", data_dir.display()))?;
+    let mut checker = RowChecker::new(&master, None, RecordIndex::default());
+    let mut computer =
+        earnings::PeriodComputer::new(&master, period, Detail::Payouts)?.without_line_report();
+    let mut summary = IngestSummary::default();
+    let mut exceptions = Vec::new();
+    for file in &files {
+        let outcome = FileReader::open(file).and_then(|mut reader| {
+            let mut last: Option<revenue::Batch> = None;
+            loop {
+                let (next, part) = rayon::join(
+                    || reader.next_batch(&mut checker),
+                    || last.map(|batch| computer.compute_segment(&batch.frame, false)),
+                );
+                if let Some(part) = part {
+                    computer.merge(part.map_err(|e| format!("computing {period}: {e}"))?);
+                }
+                last = next?;
+                if last.is_none() {
+                    return Ok(reader.finish());
+                }
+            }
+        });
+        match outcome {
+            Ok(ingest) => {
+                checker.index.commit();
                 summary.files_ingested += 1;
                 summary.rows += ingest.rows;
                 summary.accepted += ingest.accepted;
                 summary.rejected += ingest.rejections.len() as u64;
                 summary.duplicates += ingest.duplicates;
-                StoredFile::Ingested(ingest)
+                exceptions.extend(ingest.rejections.into_iter().map(|r| ExceptionRow {
+                    source_file: r.source_file,
+                    line: r.line,
+                    record_id: r.record_id,
+                    reason: r.reason.code().to_owned(),
+                    detail: r.detail,
+                    raw: r.raw,
+                }));
             }
-            FileOutcome::Rejected(detail) => {
-                tracing::warn!(file = %file.source_file, %detail, "revenue file rejected");
+            Err(detail) => {
+                checker.index.discard();
                 summary.files_rejected += 1;
-                StoredFile::Rejected(detail)
+                exceptions.push(ExceptionRow {
+                    source_file: file.source_file.clone(),
+                    line: None,
+                    record_id: String::new(),
+                    reason: RejectReason::FileRejected.code().to_owned(),
+                    detail,
+                    raw: String::new(),
+                });
+            }
+        }
+    }
+    let computation = computer
+        .finish(&HashMap::new())
+        .with_context(|| format!("computing {period}"))?;
+    reports::write_period_reports(out, &computation, &exceptions)
+        .with_context(|| format!("writing reports to {}", out.display()))?;
+    Ok((computation.payouts.len(), summary))
+}
+
+/// What became of one revenue file.
+enum FileResult {
+    Stored(FileCounts),
+    /// Another instance stored it meanwhile.
+    AlreadyStored,
+    /// Rejected whole (SPEC §7.2); nothing of it is stored but the rejection.
+    Rejected(String),
+}
+
+struct FileCounts {
+    rows: u64,
+    accepted: u64,
+    rejected: u64,
+    duplicates: u64,
+}
+
+/// Reads, checks and stores one revenue file, each segment stored as soon as it is made (so
+/// memory is bounded by a block, not the file), in one transaction: a crash stores nothing of
+/// the file, and the next run ingests it again.
+async fn ingest_file(
+    store: &Store,
+    run_id: &str,
+    file: &revenue::RevenueFile,
+    checker: &mut RowChecker<'_>,
+) -> anyhow::Result<FileResult> {
+    let storing = || format!("storing {}", file.source_file);
+    let Some(mut writer) = store
+        .begin_file(run_id, &file.source_file, &file.sha256)
+        .await
+        .with_context(storing)?
+    else {
+        return Ok(FileResult::AlreadyStored);
+    };
+    let mut reader = match FileReader::open(file) {
+        Ok(reader) => reader,
+        Err(detail) => {
+            writer.abandon().await.with_context(storing)?;
+            return Ok(FileResult::Rejected(detail));
+        }
+    };
+    let (mut checking, mut storing_time) = (Duration::ZERO, Duration::ZERO);
+    loop {
+        let started = std::time::Instant::now();
+        let segment = match reader.next_batch(checker) {
+            Ok(Some(batch)) => batch
+                .encode()
+                .with_context(|| format!("encoding a segment of {}", file.source_file))?,
+            Ok(None) => break,
+            Err(detail) => {
+                writer.abandon().await.with_context(storing)?;
+                return Ok(FileResult::Rejected(detail));
             }
         };
-        let checked = started.elapsed();
-        let stored = store
-            .store_file(run_id, &file.source_file, &file.sha256, outcome)
-            .await
-            .with_context(|| format!("storing {}", file.source_file))?;
-        tracing::debug!(file = %file.source_file, ?checked, stored = ?started.elapsed() - checked, "ingest timing");
-        failpoint("ingest-after-file");
-        if stored {
-            checker.index.commit();
-        } else {
-            checker.index.discard();
-        }
-        tracing::info!(file = %file.source_file, "ingested");
+        checking += started.elapsed();
+        let started = std::time::Instant::now();
+        writer.add_segment(segment).await.with_context(storing)?;
+        storing_time += started.elapsed();
     }
-    Ok((summary, inputs))
+    let ingest = reader.finish();
+    let counts = FileCounts {
+        rows: ingest.rows,
+        accepted: ingest.accepted,
+        rejected: ingest.rejections.len() as u64,
+        duplicates: ingest.duplicates,
+    };
+    let started = std::time::Instant::now();
+    writer.finish(ingest).await.with_context(storing)?;
+    storing_time += started.elapsed();
+    tracing::debug!(file = %file.source_file, ?checking, storing = ?storing_time, "ingested");
+    Ok(FileResult::Stored(counts))
 }
 
 /// Computes `period` from the store: its own lines, unbooked late lines, and the balances of
@@ -179,35 +326,60 @@ async fn compute(
     let stored = store.segments_for(period).await?;
     let mut computer = earnings::PeriodComputer::new(master, period, detail)?;
     let mut lines = LineReport::create(lines_path)?;
-    let mut late_segments = Vec::new();
+    let late_segments = stored
+        .iter()
+        .filter(|s| s.late_unbooked)
+        .map(|s| s.id)
+        .collect();
     let bar = progress::bar(stored.len() as u64, "revenue segments");
-    let [mut fetching, mut decoding, mut adding, mut writing] = [Duration::ZERO; 4];
-    for segment in stored {
-        bar.inc(1);
-        let started = std::time::Instant::now();
-        let data = store.segment_data(segment.id).await?;
-        fetching += started.elapsed();
-        let started = std::time::Instant::now();
-        let frame = segment::decode(&data)
-            .with_context(|| format!("reading revenue segment {}", segment.id))?;
-        drop(data);
-        decoding += started.elapsed();
-        if segment.late_unbooked {
-            late_segments.push(segment.id);
+    // A segment per core at a time; the line report of one round is written while the next
+    // round computes, and rounds merge in segment order, so the result is the same as one by one.
+    let mut written: Vec<DataFrame> = Vec::new();
+    let (mut writing, mut computing) = (Duration::ZERO, Duration::ZERO);
+    for round in stored.chunks(rayon::current_num_threads().max(1)) {
+        let mut data = Vec::with_capacity(round.len());
+        for segment in round {
+            data.push(store.segment_data(segment.id).await?);
         }
-        let started = std::time::Instant::now();
-        let batch = computer
-            .add_segment(&frame, segment.late_unbooked)
-            .with_context(|| format!("computing {period}"))?;
-        adding += started.elapsed();
-        let started = std::time::Instant::now();
-        lines.write(&batch)?;
-        writing += started.elapsed();
+        let (write, parts) = rayon::join(
+            || {
+                let started = std::time::Instant::now();
+                let result = written.iter().try_for_each(|batch| lines.write(batch));
+                (result, started.elapsed())
+            },
+            || {
+                let started = std::time::Instant::now();
+                let result = round
+                    .par_iter()
+                    .zip(data)
+                    .map(|(segment, data)| {
+                        let frame = segment::decode(&data)
+                            .with_context(|| format!("reading revenue segment {}", segment.id))?;
+                        computer
+                            .compute_segment(&frame, segment.late_unbooked)
+                            .with_context(|| format!("computing {period}"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>();
+                (result, started.elapsed())
+            },
+        );
+        let ((write, write_time), (parts, compute_time)) = (write, parts);
+        writing += write_time;
+        computing += compute_time;
+        write?;
+        written = parts?
+            .into_iter()
+            .map(|part| computer.merge(part))
+            .collect();
+        bar.inc(round.len() as u64);
     }
     let started = std::time::Instant::now();
+    for batch in &written {
+        lines.write(batch)?;
+    }
     lines.finish()?;
     writing += started.elapsed();
-    tracing::debug!(?fetching, ?decoding, ?adding, ?writing, "compute timing");
+    tracing::debug!(?writing, ?computing, "computed");
     let balances = store.balances().await?;
     let computation = computer
         .finish(&balances)
@@ -238,8 +410,13 @@ impl LineReport {
         }
         if self.writer.is_none() {
             let schema = batch.schema();
-            self.writer =
-                Some(polars::prelude::ParquetWriter::new(self.file.try_clone()?).batched(schema)?);
+            // Snappy: what every Parquet reader has, and cheap to write at ten million lines.
+            self.writer = Some(
+                polars::prelude::ParquetWriter::new(self.file.try_clone()?)
+                    .with_compression(polars::prelude::ParquetCompression::Snappy)
+                    .with_statistics(polars::prelude::StatisticsOptions::empty())
+                    .batched(schema)?,
+            );
         }
         if let Some(writer) = &mut self.writer {
             writer.write_batch(batch)?;

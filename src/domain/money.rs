@@ -30,7 +30,25 @@ impl Currency {
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
             return None;
         }
-        iso_currency::Currency::from_code(code).map(Self)
+        // Every three-letter code looked up once: the parse is then an array index (it runs
+        // for every revenue line).
+        static CODES: std::sync::OnceLock<Vec<Option<iso_currency::Currency>>> =
+            std::sync::OnceLock::new();
+        let slot = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .fold(0usize, |at, b| at * 26 + usize::from(b - b'A'))
+        };
+        let codes = CODES.get_or_init(|| {
+            let mut codes = vec![None; 26 * 26 * 26];
+            for (at, entry) in codes.iter_mut().enumerate() {
+                let letters = [at / 676, at / 26 % 26, at % 26].map(|l| b'A' + l as u8);
+                let code = std::str::from_utf8(&letters).unwrap_or_default();
+                *entry = iso_currency::Currency::from_code(code);
+            }
+            codes
+        });
+        codes[slot(code.as_bytes())].map(Self)
     }
 
     pub fn code(self) -> &'static str {
@@ -293,6 +311,22 @@ impl ExactSum {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn currency_table_agrees_with_iso_4217() {
+        for code in [
+            "USD", "EUR", "JPY", "KRW", "GBP", "KWD", "XAU", "ZZZ", "AAA",
+        ] {
+            assert_eq!(
+                Currency::parse(code).map(Currency::code),
+                iso_currency::Currency::from_code(code).map(|c| c.code()),
+                "{code}"
+            );
+        }
+        for bad in ["usd", "US", "USDD", "U$D", ""] {
+            assert_eq!(Currency::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn validates_amount_text_before_parsing() {

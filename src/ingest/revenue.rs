@@ -3,7 +3,9 @@
 //! line, raw content and reason, accepted rows chunked into columnar segments.
 
 use rustc_hash::FxHashMap;
+use std::collections::HashMap;
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::io::{BufReader, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -14,12 +16,14 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 
-use super::MasterData;
 use super::lookup::IdIndex;
-use super::rows::{PlainCsvBlocks, Rows, column_positions, is_plain_csv, split_lines, split_plain};
+use super::rows::{
+    PlainBlock, PlainCsvBlocks, Rows, column_positions, is_plain_csv, split_lines, split_plain,
+};
 use super::segment::{
     self, AcceptedLine, REVENUE_COLUMNS, SEGMENT_ROWS, Segment, SegmentBuilder, SegmentMeta,
 };
+use super::{MasterData, Program};
 use crate::domain::money::{Currency, DecimalTextError, parse_amount_micro};
 use crate::domain::partner::Partner;
 use crate::domain::period::Period;
@@ -51,6 +55,15 @@ pub struct RevenueFile {
 /// Files in `data_dir/revenue`, in file-name order (SPEC §7.16), with their content hashes.
 /// Hidden files and folders are not revenue files.
 pub fn list_revenue_files(data_dir: &Path) -> std::io::Result<Vec<RevenueFile>> {
+    let mut files = list_revenue_files_unhashed(data_dir)?;
+    for file in &mut files {
+        file.sha256 = sha256_of_file(&file.path)?;
+    }
+    Ok(files)
+}
+
+/// `list_revenue_files` without the hashes (empty), for reading files without storing them.
+pub fn list_revenue_files_unhashed(data_dir: &Path) -> std::io::Result<Vec<RevenueFile>> {
     let dir = data_dir.join("revenue");
     if !dir.exists() {
         return Ok(Vec::new());
@@ -62,12 +75,10 @@ pub fn list_revenue_files(data_dir: &Path) -> std::io::Result<Vec<RevenueFile>> 
         if name.starts_with('.') || !entry.file_type()?.is_file() {
             continue;
         }
-        let path = entry.path();
-        let sha256 = sha256_of_file(&path)?;
         files.push(RevenueFile {
             source_file: format!("revenue/{name}"),
-            path,
-            sha256,
+            path: entry.path(),
+            sha256: String::new(),
         });
     }
     files.sort_by(|a, b| a.source_file.cmp(&b.source_file));
@@ -100,17 +111,47 @@ pub struct RecordIndex {
     shards: Vec<IndexShard>,
 }
 
-/// Keys as two words: 24 bytes an entry instead of the 32 a 16-byte-aligned `u128` costs.
-type IdKey = [u64; 2];
+/// A record-id hash as two words: 24 bytes an entry instead of the 32 a 16-byte-aligned `u128`
+/// costs. Hashed as its low word: it is already uniformly random.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IdKey(u64, u64);
+
+impl Hash for IdKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+/// Passes an already random word through.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 ^= word;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap = HashMap<IdKey, u64, BuildHasherDefault<WordHasher>>;
 
 #[derive(Debug, Default)]
 struct IndexShard {
-    committed: FxHashMap<IdKey, u64>,
-    pending: FxHashMap<IdKey, u64>,
+    committed: IdMap,
+    pending: IdMap,
 }
 
 fn id_key(id: u128) -> IdKey {
-    [id as u64, (id >> 64) as u64]
+    IdKey(id as u64, (id >> 64) as u64)
 }
 
 impl Default for RecordIndex {
@@ -199,7 +240,7 @@ impl RecordIndex {
     /// Forgets the keys of a unit of work that was not stored.
     pub fn discard(&mut self) {
         for shard in &mut self.shards {
-            shard.pending = FxHashMap::default();
+            shard.pending = IdMap::default();
         }
     }
 
@@ -306,6 +347,9 @@ type EligibilityCache = Vec<RwLock<FxHashMap<(u32, Period), bool>>>;
 pub struct RowChecker<'m> {
     master: &'m MasterData,
     partner_list: Vec<&'m Partner>,
+    /// Per partner position, what the row checks need, kept dense: a look at the partner
+    /// itself is a cache miss per row.
+    payout_terms: Vec<(Currency, Option<&'m Program>)>,
     partners: IdIndex,
     /// Lines of this month or earlier are late: their period is closed (SPEC §3).
     last_closed: Option<Period>,
@@ -317,9 +361,14 @@ impl<'m> RowChecker<'m> {
     pub fn new(master: &'m MasterData, last_closed: Option<Period>, index: RecordIndex) -> Self {
         let partner_list: Vec<&Partner> = master.partners.values().collect();
         let partners = IdIndex::new(partner_list.iter().map(|p| p.partner_id.as_str()));
+        let payout_terms = partner_list
+            .iter()
+            .map(|p| (p.payout_currency, master.programs.for_type(p.partner_type)))
+            .collect();
         Self {
             master,
             partner_list,
+            payout_terms,
             partners,
             last_closed,
             index,
@@ -438,13 +487,11 @@ impl<'m> RowChecker<'m> {
         month: Period,
         currency: Currency,
     ) -> Option<String> {
-        let partner = self.partner_list[index as usize];
-        let payout = partner.payout_currency;
+        let (payout, program) = self.payout_terms[index as usize];
         if currency == payout {
             return None;
         }
-        let program = self.master.programs.for_type(partner.partner_type)?;
-        program.rate(category, month)?;
+        program?.rate(category, month)?;
         if self.master.fx.get(month, currency, payout).is_some() || !self.eligible(index, month) {
             return None;
         }
@@ -538,22 +585,26 @@ impl<'t> CheckedPart<'t> {
             .collect();
         columns.push(StringChunked::full("source_file".into(), source_file, height).into_column());
         let (mut amounts, mut late) = (Vec::with_capacity(height), Vec::with_capacity(height));
+        let mut partners = Vec::with_capacity(height);
         for precheck in &prechecks {
-            let (amount, is_late) = match precheck {
+            let (amount, is_late, partner) = match precheck {
                 Precheck::Valid {
                     amount_micro,
                     month,
+                    partner,
                     ..
-                } => (*amount_micro, checker.is_late(*month)),
-                Precheck::Rejected(..) => (0, false),
+                } => (*amount_micro, checker.is_late(*month), *partner),
+                Precheck::Rejected(..) => (0, false, None),
             };
             amounts.push(amount);
             late.push(is_late);
+            partners.push(partner.unwrap_or(u32::MAX));
         }
         let lines = rows.lines.iter().map(|&l| l as i64).collect();
         columns.push(Int64Chunked::from_vec("amount_micro".into(), amounts).into_column());
         columns.push(Int64Chunked::from_vec("line".into(), lines).into_column());
         columns.push(BooleanChunked::from_slice("late".into(), &late).into_column());
+        columns.push(UInt32Chunked::from_vec(PARTNER_POSITION.into(), partners).into_column());
         let columns = DataFrame::new(height, columns)?;
         Ok(Self {
             rows,
@@ -583,10 +634,15 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The segment to store: without the partner positions, which hold only for this snapshot.
     pub fn encode(self) -> PolarsResult<Segment> {
-        segment::encode(self.frame, self.meta)
+        segment::encode(self.frame.drop(PARTNER_POSITION)?, self.meta)
     }
 }
+
+/// A batch's column of partner positions in `MasterData::partners` (`u32::MAX`: none), found
+/// by the row checks, so that computing the batch straight away need not look them up again.
+pub const PARTNER_POSITION: &str = "partner_position";
 
 /// Where a file's rows come from.
 enum Source {
@@ -598,10 +654,11 @@ enum Source {
     Quoted {
         reader: csv::Reader<BufReader<File>>,
         positions: [usize; 7],
+        lines: LineCounter,
     },
+    /// Slices (first row, rows) along the file's row groups, in order.
     Parquet {
-        total: usize,
-        offset: usize,
+        slices: std::vec::IntoIter<(usize, usize)>,
     },
 }
 
@@ -638,10 +695,16 @@ impl<'f> FileReader<'f> {
                     .map_err(|e| format!("not a readable Parquet file: {e}"))?;
                 let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
                 column_positions(&names)?;
-                let total = reader
-                    .num_rows()
-                    .map_err(|e| format!("not a readable Parquet file: {e}"))?;
-                Source::Parquet { total, offset: 0 }
+                let groups: Vec<usize> = reader
+                    .get_metadata()
+                    .map_err(|e| format!("not a readable Parquet file: {e}"))?
+                    .row_groups
+                    .iter()
+                    .map(|g| g.num_rows())
+                    .collect();
+                Source::Parquet {
+                    slices: parquet_slices(&groups).into_iter(),
+                }
             }
             _ => return Err("not a CSV or Parquet file (expected .csv or .parquet)".to_owned()),
         };
@@ -665,20 +728,23 @@ impl<'f> FileReader<'f> {
                         .map_err(encode_error)?;
                     settle(&mut self.ingest, source_file, checker, parts)
                 }
-                Source::Quoted { reader, positions } => {
-                    let rows = read_quoted(reader, positions)?;
+                Source::Quoted {
+                    reader,
+                    positions,
+                    lines,
+                } => {
+                    let rows = read_quoted(reader, positions, lines)?;
                     if rows.is_empty() {
                         return Ok(None);
                     }
                     let parts = check_owned(checker, &rows, source_file).map_err(encode_error)?;
                     settle(&mut self.ingest, source_file, checker, parts)
                 }
-                Source::Parquet { total, offset } => {
-                    if *offset >= *total {
+                Source::Parquet { slices } => {
+                    let Some((offset, rows)) = slices.next() else {
                         return Ok(None);
-                    }
-                    let rows = read_parquet_slice(&self.file.path, *offset)?;
-                    *offset += PARQUET_SLICE_ROWS;
+                    };
+                    let rows = read_parquet_slice(&self.file.path, offset, rows)?;
                     let parts = check_owned(checker, &rows, source_file).map_err(encode_error)?;
                     settle(&mut self.ingest, source_file, checker, parts)
                 }
@@ -861,13 +927,64 @@ fn open_quoted_csv(path: &Path) -> Result<Source, String> {
         })
         .collect();
     let positions = column_positions(&headers)?;
-    Ok(Source::Quoted { reader, positions })
+    Ok(Source::Quoted {
+        reader,
+        positions,
+        lines: LineCounter::open(path).map_err(|e| format!("cannot read: {e}"))?,
+    })
+}
+
+/// Physical line numbers of byte offsets, read forward through the file once: the `csv` crate
+/// does not count blank lines, and a line number must be the one an editor shows.
+struct LineCounter {
+    reader: BufReader<File>,
+    at: u64,
+    line: u64,
+}
+
+impl LineCounter {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            reader: BufReader::with_capacity(1 << 16, File::open(path)?),
+            at: 0,
+            line: 1,
+        })
+    }
+
+    /// The line where a record starting at byte `offset` has its first character; offsets
+    /// must not go backwards.
+    fn line_at(&mut self, offset: u64) -> std::io::Result<u64> {
+        use std::io::BufRead;
+        while self.at < offset {
+            let buffer = self.reader.fill_buf()?;
+            if buffer.is_empty() {
+                break;
+            }
+            let take = buffer.len().min((offset - self.at) as usize);
+            self.line += memchr::memchr_iter(b'\n', &buffer[..take]).count() as u64;
+            self.reader.consume(take);
+            self.at += take as u64;
+        }
+        // The csv crate's record starts after the last terminator, before skipped blank lines.
+        loop {
+            let first = self.reader.fill_buf()?.first().copied();
+            match first {
+                Some(b'\n') => self.line += 1,
+                Some(b'\r') => {}
+                _ => break,
+            }
+            self.reader.consume(1);
+            self.at += 1;
+        }
+        Ok(self.line)
+    }
 }
 
 /// Up to a segment's worth of rows through the `csv` crate (files that quote).
 fn read_quoted(
     reader: &mut csv::Reader<BufReader<File>>,
     positions: &[usize; 7],
+    lines: &mut LineCounter,
 ) -> Result<Rows<'static>, String> {
     let mut record = csv::ByteRecord::new();
     let mut rows = Rows::default();
@@ -876,11 +993,21 @@ fn read_quoted(
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = match e.position() {
+                    Some(p) => lines
+                        .line_at(p.byte())
+                        .map_err(|e| format!("cannot read: {e}"))?,
+                    None => 0,
+                };
                 return Err(format!("not CSV (line {line}): {e}"));
             }
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = match record.position() {
+            Some(p) => lines
+                .line_at(p.byte())
+                .map_err(|e| format!("cannot read: {e}"))?,
+            None => 0,
+        };
         let mut texts: Vec<&str> = Vec::with_capacity(record.len());
         for field in record.iter() {
             texts.push(std::str::from_utf8(field).map_err(|_| format!("not UTF-8 (line {line})"))?);
@@ -891,16 +1018,44 @@ fn read_quoted(
     Ok(rows)
 }
 
-/// Rows of a Parquet file read at a time: bounds memory whatever the file's size.
-const PARQUET_SLICE_ROWS: usize = SEGMENT_ROWS;
+/// Slices of a Parquet file read at a time, along its row groups (a slice across two groups
+/// decodes both): small groups are read together, large ones in parts, so that memory stays
+/// bounded by about a segment whatever the file's layout.
+fn parquet_slices(groups: &[usize]) -> Vec<(usize, usize)> {
+    let mut slices = Vec::new();
+    let (mut start, mut rows) = (0, 0);
+    for &group in groups {
+        if group > 2 * SEGMENT_ROWS {
+            if rows > 0 {
+                slices.push((start, rows));
+            }
+            let mut offset = start + rows;
+            for part in (0..group).step_by(SEGMENT_ROWS) {
+                slices.push((offset, SEGMENT_ROWS.min(group - part)));
+                offset += SEGMENT_ROWS.min(group - part);
+            }
+            (start, rows) = (offset, 0);
+            continue;
+        }
+        rows += group;
+        if rows >= SEGMENT_ROWS {
+            slices.push((start, rows));
+            (start, rows) = (start + rows, 0);
+        }
+    }
+    if rows > 0 {
+        slices.push((start, rows));
+    }
+    slices
+}
 
 /// One slice of a Parquet file's rows, as text.
-fn read_parquet_slice(path: &Path, offset: usize) -> Result<Rows<'static>, String> {
+fn read_parquet_slice(path: &Path, offset: usize, length: usize) -> Result<Rows<'static>, String> {
     let handle = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let projection: Vec<String> = REVENUE_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     let frame = ParquetReader::new(handle)
         .with_columns(Some(projection))
-        .with_slice(Some((offset, PARQUET_SLICE_ROWS)))
+        .with_slice(Some((offset, length)))
         .finish()
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
     let mut texts = Vec::with_capacity(7);
@@ -937,6 +1092,37 @@ fn read_parquet_slice(path: &Path, offset: usize) -> Result<Rows<'static>, Strin
         rows.push_owned(fields, &raw, (offset + row) as u64 + 2);
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parquet_slices_follow_row_groups_and_cover_every_row() {
+        let s = SEGMENT_ROWS;
+        let cases: [&[usize]; 5] = [
+            &[],
+            &[10],
+            &[s + 5, s + 5],
+            &[1000; 600],
+            &[5 * s + 7, 3, s],
+        ];
+        for groups in cases {
+            let slices = parquet_slices(groups);
+            let mut next = 0;
+            for &(offset, rows) in &slices {
+                assert_eq!(offset, next, "{groups:?}");
+                assert!(rows > 0 && rows <= 2 * s + 2000, "{groups:?}: {rows}");
+                next += rows;
+            }
+            assert_eq!(next, groups.iter().sum::<usize>(), "{groups:?}");
+        }
+        assert_eq!(
+            parquet_slices(&[s + 5, s + 5]),
+            vec![(0, s + 5), (s + 5, s + 5)]
+        );
+    }
 }
 
 /// A rejected row kept for retry (SPEC §2: `UNKNOWN_PARTNER`, `FX_RATE_MISSING`).

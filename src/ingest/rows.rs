@@ -133,6 +133,7 @@ pub fn is_plain_csv(path: &Path) -> std::io::Result<bool> {
 /// Reads a plain CSV file in blocks that end at a line end.
 pub struct PlainCsvBlocks {
     reader: BufReader<File>,
+    block_bytes: usize,
     carry: Vec<u8>,
     /// The line number of the next block's first line.
     next_line: u64,
@@ -148,9 +149,18 @@ pub struct PlainBlock {
 impl PlainCsvBlocks {
     /// Opens the file and reads its header line.
     pub fn open(path: &Path) -> Result<(Self, Vec<String>), String> {
+        Self::open_with_block_size(path, BLOCK_BYTES)
+    }
+
+    /// `open` with another block size (tests use tiny blocks to cross every boundary).
+    pub fn open_with_block_size(
+        path: &Path,
+        block_bytes: usize,
+    ) -> Result<(Self, Vec<String>), String> {
         let file = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
         let mut blocks = Self {
             reader: BufReader::with_capacity(1 << 16, file),
+            block_bytes: block_bytes.max(1),
             carry: Vec::new(),
             next_line: 1,
             done: false,
@@ -175,7 +185,7 @@ impl PlainCsvBlocks {
             return Ok(None);
         }
         let mut bytes = std::mem::take(&mut self.carry);
-        let mut target = BLOCK_BYTES;
+        let mut target = self.block_bytes;
         loop {
             while !self.done && bytes.len() < target {
                 let start = bytes.len();
@@ -285,4 +295,134 @@ pub fn split_plain<'t>(
         push_line(&mut rows, start, range.end, line);
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Rows as the `csv` crate reads them: the reference the plain path must match.
+    fn with_csv_crate(path: &Path) -> Vec<([String; 7], u64)> {
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(path)
+            .unwrap();
+        let headers: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').to_owned())
+            .collect();
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let positions = column_positions(&headers).unwrap();
+        let text = std::fs::read(path).unwrap();
+        reader
+            .records()
+            .map(|record| {
+                let record = record.unwrap();
+                // The physical line: the csv crate's own count skips blank lines.
+                let mut byte = record.position().unwrap().byte() as usize;
+                while matches!(text.get(byte), Some(b'\r' | b'\n')) {
+                    byte += 1;
+                }
+                let line = 1 + memchr_iter(b'\n', &text[..byte]).count() as u64;
+                (
+                    positions.map(|p| record.get(p).unwrap_or("").to_owned()),
+                    line,
+                )
+            })
+            .collect()
+    }
+
+    fn with_plain_path(path: &Path, block_bytes: usize, parts: usize) -> Vec<([String; 7], u64)> {
+        assert!(is_plain_csv(path).unwrap());
+        let (mut blocks, headers) =
+            PlainCsvBlocks::open_with_block_size(path, block_bytes).unwrap();
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let positions = column_positions(&headers).unwrap();
+        let mut out = Vec::new();
+        while let Some(block) = blocks.next_block().unwrap() {
+            let mut first_line = block.first_line;
+            for range in split_lines(&block.text, parts) {
+                let lines = memchr_iter(b'\n', &block.text.as_bytes()[range.clone()]).count();
+                let rows = split_plain(&block.text, range, first_line, &positions);
+                for row in 0..rows.len() {
+                    out.push((rows.fields(row).map(str::to_owned), rows.lines[row]));
+                }
+                first_line += lines as u64;
+            }
+        }
+        out
+    }
+
+    fn field() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[a-z0-9.-]{0,6}").unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn plain_split_matches_the_csv_crate(
+            rows in proptest::collection::vec((proptest::collection::vec(field(), 1..10), 0u8..8), 0..40),
+            crlf in any::<bool>(),
+            bom in any::<bool>(),
+            trailing_newline in any::<bool>(),
+            block_bytes in 1usize..200,
+            parts in 1usize..5,
+        ) {
+            let end = if crlf { "\r\n" } else { "\n" };
+            let mut text = String::new();
+            if bom {
+                text.push('\u{feff}');
+            }
+            text.push_str("extra,record_id,partner_id,customer_id,product_category,billing_month,amount,currency");
+            for (fields, blank) in &rows {
+                text.push_str(end);
+                if *blank == 0 {
+                    // A blank line, which both paths skip.
+                    text.push_str(end);
+                }
+                text.push_str(&fields.join(","));
+            }
+            if trailing_newline {
+                text.push_str(end);
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("revenue.csv");
+            std::fs::write(&path, &text).unwrap();
+            prop_assert_eq!(with_plain_path(&path, block_bytes, parts), with_csv_crate(&path));
+        }
+    }
+
+    #[test]
+    fn quotes_and_lone_carriage_returns_are_not_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        for (text, plain) in [
+            ("a,b\r\n1,2\r\n", true),
+            ("a,b\n1,2", true),
+            ("a,b\n\"1\",2\n", false),
+            ("a,b\r1,2\n", false),
+            ("a,b\n1,2\r", false),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(is_plain_csv(&path).unwrap(), plain, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_block_that_is_not_utf8_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        std::fs::write(&path, b"a,b\n1,2\n3,\xff\n").unwrap();
+        let (mut blocks, _) = PlainCsvBlocks::open_with_block_size(&path, 4).unwrap();
+        let error = loop {
+            match blocks.next_block() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("read to the end"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(error, "not UTF-8 (line 3)");
+    }
 }

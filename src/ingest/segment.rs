@@ -125,11 +125,14 @@ impl SegmentBuilder {
         columns.push(Int64Chunked::from_vec("line".into(), full.line).into_column());
         columns.push(BooleanChunked::from_slice("late".into(), &full.late).into_column());
         let frame = DataFrame::new(rows, columns)?;
-        let mut meta = SegmentMeta::default();
-        meta.keys = full.keys;
-        for ((month, late), n) in full.months {
-            meta.months.push((month, late, n));
-        }
+        let meta = SegmentMeta {
+            keys: full.keys,
+            months: full
+                .months
+                .into_iter()
+                .map(|((month, late), n)| (month, late, n))
+                .collect(),
+        };
         encode(frame, meta)
     }
 }
@@ -166,9 +169,9 @@ impl SegmentMeta {
 /// as a segment.
 pub fn encode(mut frame: DataFrame, mut meta: SegmentMeta) -> PolarsResult<Segment> {
     let mut parquet = Vec::new();
-    // Segments are read back whole by this program only: fast codec, no statistics.
+    // Segments are read back whole by this program only: zstd, no statistics.
     ParquetWriter::new(Cursor::new(&mut parquet))
-        .with_compression(ParquetCompression::Lz4Raw)
+        .with_compression(ParquetCompression::Zstd(None))
         .with_statistics(StatisticsOptions::empty())
         .finish(&mut frame)?;
     meta.months.sort_unstable();

@@ -508,6 +508,38 @@ impl Store {
         Ok(true)
     }
 
+    /// Starts storing an ingested revenue file: its segments go in as ingest makes them and
+    /// the whole file commits at once (`FileWriter::finish`). `None` if the file is already
+    /// stored (by another instance meanwhile).
+    pub async fn begin_file(
+        &self,
+        run_id: &str,
+        source_file: &str,
+        sha256: &str,
+    ) -> StoreResult<Option<FileWriter>> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO revenue_files (sha256, source_file, run_id, ingested_at_ms, status, rows_total, rows_accepted, rows_rejected, rows_duplicate) \
+             VALUES ($1, $2, $3, $4, 'ingested', 0, 0, 0, 0) ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(sha256.to_owned())
+        .bind(source_file.to_owned())
+        .bind(run_id.to_owned())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(FileWriter {
+            tx,
+            run_id: run_id.to_owned(),
+            sha256: sha256.to_owned(),
+        }))
+    }
+
     /// Stores the retried rows' segments and resolutions in one transaction.
     pub async fn store_retry(
         &self,
@@ -787,6 +819,45 @@ impl Store {
 }
 
 /// A file's outcome to store.
+/// A revenue file being stored, in one open transaction (see `Store::begin_file`). Dropped
+/// without `finish`, it stores nothing.
+pub struct FileWriter {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    run_id: String,
+    sha256: String,
+}
+
+impl FileWriter {
+    pub async fn add_segment(&mut self, segment: Segment) -> StoreResult<()> {
+        Store::insert_segments(&mut self.tx, &self.sha256, vec![segment]).await
+    }
+
+    /// Records the file's counts and rejected rows and commits the file.
+    pub async fn finish(mut self, ingest: FileIngest) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE revenue_files SET rows_total = $1, rows_accepted = $2, rows_rejected = $3, rows_duplicate = $4 \
+             WHERE sha256 = $5",
+        )
+        .bind(ingest.rows as i64)
+        .bind(ingest.accepted as i64)
+        .bind(ingest.rejections.len() as i64)
+        .bind(ingest.duplicates as i64)
+        .bind(self.sha256.clone())
+        .execute(&mut *self.tx)
+        .await?;
+        Store::insert_rejections(&mut self.tx, &self.run_id, &self.sha256, ingest.rejections)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores nothing of the file.
+    pub async fn abandon(self) -> StoreResult<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
 pub enum StoredFile {
     Ingested(FileIngest),
     Rejected(String),
