@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use polars::prelude::DataFrame;
 use rayon::prelude::*;
+use tokio::task::JoinHandle;
 
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
@@ -23,7 +24,10 @@ use crate::notify::statement::StatementRecord;
 use crate::notify::templates::Language;
 use crate::progress;
 use crate::reports;
-use crate::store::{CloseOutcome, ClosePlan, ExceptionRow, OutboxMessage, Store, StoredFile};
+use crate::store::{
+    CloseOutcome, ClosePlan, ExceptionRow, FileWriter, OutboxMessage, Store, StoreResult,
+    StoredFile,
+};
 
 /// The line-level report of a period.
 const LINE_REPORT: &str = "earnings_lines.parquet";
@@ -241,6 +245,22 @@ pub fn preview(
     Ok((computation.payouts.len(), summary))
 }
 
+/// A file writer, idle or storing a segment in a task of its own.
+enum Writing {
+    Idle(FileWriter),
+    Busy(JoinHandle<StoreResult<FileWriter>>),
+}
+
+impl Writing {
+    /// The writer, once its segment (if any) is stored.
+    async fn idle(self) -> anyhow::Result<FileWriter> {
+        Ok(match self {
+            Writing::Idle(writer) => writer,
+            Writing::Busy(task) => task.await.context("the task storing a segment failed")??,
+        })
+    }
+}
+
 /// What became of one revenue file.
 enum FileResult {
     Stored(FileCounts),
@@ -267,7 +287,7 @@ async fn ingest_file(
     checker: &mut RowChecker<'_>,
 ) -> anyhow::Result<FileResult> {
     let storing = || format!("storing {}", file.source_file);
-    let Some(mut writer) = store
+    let Some(writer) = store
         .begin_file(run_id, &file.source_file, &file.sha256)
         .await
         .with_context(storing)?
@@ -281,24 +301,38 @@ async fn ingest_file(
             return Ok(FileResult::Rejected(detail));
         }
     };
+    // Each segment is stored by a task of its own while the next one is read, checked and
+    // encoded; the writer passes from task to task, so segments go in in order.
     let (mut checking, mut storing_time) = (Duration::ZERO, Duration::ZERO);
-    loop {
+    let mut state = Writing::Idle(writer);
+    let writer = loop {
         let started = std::time::Instant::now();
-        let segment = match reader.next_batch(checker) {
-            Ok(Some(batch)) => batch
-                .encode()
-                .with_context(|| format!("encoding a segment of {}", file.source_file))?,
-            Ok(None) => break,
+        let next = match reader.next_batch(checker) {
+            Ok(Some(batch)) => {
+                Ok(Some(batch.encode().with_context(|| {
+                    format!("encoding a segment of {}", file.source_file)
+                })?))
+            }
+            other => other.map(|_| None),
+        };
+        checking += started.elapsed();
+        let started = std::time::Instant::now();
+        let mut writer = state.idle().await.with_context(storing)?;
+        storing_time += started.elapsed();
+        match next {
+            Ok(Some(segment)) => {
+                state = Writing::Busy(tokio::spawn(async move {
+                    writer.add_segment(segment).await?;
+                    Ok(writer)
+                }));
+            }
+            Ok(None) => break writer,
             Err(detail) => {
                 writer.abandon().await.with_context(storing)?;
                 return Ok(FileResult::Rejected(detail));
             }
-        };
-        checking += started.elapsed();
-        let started = std::time::Instant::now();
-        writer.add_segment(segment).await.with_context(storing)?;
-        storing_time += started.elapsed();
-    }
+        }
+    };
     let ingest = reader.finish();
     let counts = FileCounts {
         rows: ingest.rows,

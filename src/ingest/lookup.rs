@@ -9,6 +9,8 @@ use rustc_hash::FxHashMap;
 
 #[derive(Debug, Default)]
 pub struct IdIndex {
+    /// Ids of up to 7 bytes: 16-byte entries, so the table of 100,000 ids stays in cache.
+    short: HashMap<u64, u32, BuildHasherDefault<PackedHasher>>,
     packed: HashMap<u128, u32, BuildHasherDefault<PackedHasher>>,
     long: FxHashMap<Box<str>, u32>,
 }
@@ -42,6 +44,17 @@ impl Hasher for PackedHasher {
     }
 }
 
+fn pack_short(id: &str) -> Option<u64> {
+    let bytes = id.as_bytes();
+    if bytes.len() > 7 {
+        return None;
+    }
+    let mut key = [0u8; 8];
+    key[..bytes.len()].copy_from_slice(bytes);
+    key[7] = bytes.len() as u8;
+    Some(u64::from_le_bytes(key))
+}
+
 fn pack(id: &str) -> Option<u128> {
     let bytes = id.as_bytes();
     if bytes.len() > 15 {
@@ -58,15 +71,22 @@ impl IdIndex {
     pub fn new<'a>(ids: impl Iterator<Item = &'a str>) -> Self {
         let mut index = Self::default();
         for (position, id) in ids.enumerate() {
-            match pack(id) {
-                Some(key) => index.packed.insert(key, position as u32),
-                None => index.long.insert(id.into(), position as u32),
-            };
+            let position = position as u32;
+            if let Some(key) = pack_short(id) {
+                index.short.insert(key, position);
+            } else if let Some(key) = pack(id) {
+                index.packed.insert(key, position);
+            } else {
+                index.long.insert(id.into(), position);
+            }
         }
         index
     }
 
     pub fn get(&self, id: &str) -> Option<u32> {
+        if let Some(key) = pack_short(id) {
+            return self.short.get(&key).copied();
+        }
         match pack(id) {
             Some(key) => self.packed.get(&key).copied(),
             None => self.long.get(id).copied(),
@@ -80,13 +100,24 @@ mod tests {
 
     #[test]
     fn finds_short_and_long_ids_exactly() {
-        let ids = ["P1", "P10", "", "a-partner-id-longer-than-15", "P1\0"];
+        let ids = [
+            "P1",
+            "P10",
+            "",
+            "a-partner-id-longer-than-15",
+            "P1\0",
+            "1234567",
+            "12345678",
+            "123456789012345",
+        ];
         let index = IdIndex::new(ids.iter().copied());
         for (position, id) in ids.iter().enumerate() {
             assert_eq!(index.get(id), Some(position as u32), "{id:?}");
         }
         assert_eq!(index.get("P2"), None);
         assert_eq!(index.get("P1\0\0"), None);
+        assert_eq!(index.get("1234568"), None);
+        assert_eq!(index.get("123456789012346"), None);
         assert_eq!(index.get("a-partner-id-longer-than-16"), None);
     }
 }

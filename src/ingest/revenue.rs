@@ -154,11 +154,14 @@ fn id_key(id: u128) -> IdKey {
     IdKey(id as u64, (id >> 64) as u64)
 }
 
+/// Shards of the record index: more than cores, so that a shard doubling its table (old and
+/// new table side by side) is a small part of the index at any moment.
+const INDEX_SHARDS: usize = 32;
+
 impl Default for RecordIndex {
     fn default() -> Self {
-        let shards = rayon::current_num_threads().next_power_of_two();
         Self {
-            shards: (0..shards).map(|_| IndexShard::default()).collect(),
+            shards: (0..INDEX_SHARDS).map(|_| IndexShard::default()).collect(),
         }
     }
 }
