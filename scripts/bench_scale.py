@@ -143,8 +143,7 @@ def engine(data_dir, work, fresh):
                   "--database-url", f"sqlite://{work / 'payout.db'}", "run", "--period", PERIOD])
 
 
-def preview(data_dir, work):
-    out = work / "preview"
+def preview(data_dir, out):
     if out.exists():
         shutil.rmtree(out)
     return timed([str(TARGET / "payout"), "--data", str(data_dir), "preview", "--period", PERIOD,
@@ -177,12 +176,12 @@ def main():
             out = DATA / f"duckdb-{lines}-{fmt}.csv"
             compute, full, rerun, duck = [], [], [], []
             for _ in range(REPEATS):
-                compute.append(preview(data_dir, work))
+                compute.append(preview(data_dir, DATA / f"preview-{lines}-{fmt}"))
                 full.append(engine(data_dir, work, fresh=True))
                 rerun.append(engine(data_dir, work, fresh=False))
                 duck.append(duckdb_run(data_dir, out))
             equal_run, rows = same_cells(work / "reports" / PERIOD / "payouts.csv", out)
-            equal_preview, _ = same_cells(work / "preview" / "payouts.csv", out)
+            equal_preview, _ = same_cells(DATA / f"preview-{lines}-{fmt}" / "payouts.csv", out)
             med = lambda runs: (statistics.median(r[0] for r in runs), max(r[1] for r in runs))
             results.append((lines, fmt, med(compute), med(full), med(rerun), med(duck),
                             equal_run and equal_preview, rows))

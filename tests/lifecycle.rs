@@ -245,3 +245,29 @@ async fn a_missing_threshold_currency_is_a_configuration_error() {
     );
     assert!(!env.reports.exists());
 }
+
+#[tokio::test]
+async fn preview_computes_the_draft_from_the_files_alone() {
+    let env = Env::new(common::Backend::Sqlite).await;
+    let out = env.dir.path().join("preview");
+    let message = env.ok(&[
+        "preview",
+        "--period",
+        "2026-10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(message.contains("payout row(s)"), "{message}");
+    // The same reports as the first draft on an empty store, without touching any store.
+    for file in [
+        "payouts.csv",
+        "eligibility.csv",
+        "exceptions.csv",
+        "summary.csv",
+    ] {
+        let actual = std::fs::read_to_string(out.join(file)).unwrap();
+        assert_report(&actual, &expected("draft-2026-10").join(file));
+    }
+    assert!(!env.dir.path().join("payout.db").exists());
+    assert!(!env.reports.exists());
+}
