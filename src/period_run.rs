@@ -109,10 +109,13 @@ pub async fn ingest(
     let index = if pending.is_empty() && files.iter().all(|f| known.contains(&f.sha256)) {
         RecordIndex::default()
     } else {
-        store
+        let started = std::time::Instant::now();
+        let index = store
             .record_index()
             .await
-            .context("loading the record index")?
+            .context("loading the record index")?;
+        tracing::debug!(keys = index.len(), took = ?started.elapsed(), "record index loaded");
+        index
     };
     let mut checker = RowChecker::new(master, last_closed, index);
 

@@ -53,7 +53,7 @@ pub struct RevenueFile {
 }
 
 /// Files in `data_dir/revenue`, in file-name order (SPEC §7.16), with their content hashes.
-/// Hidden files and folders are not revenue files.
+/// Hidden files and folders are not revenue files; symbolic links to files are.
 pub fn list_revenue_files(data_dir: &Path) -> std::io::Result<Vec<RevenueFile>> {
     let mut files = list_revenue_files_unhashed(data_dir)?;
     for file in &mut files {
@@ -72,7 +72,8 @@ pub fn list_revenue_files_unhashed(data_dir: &Path) -> std::io::Result<Vec<Reven
     for entry in std::fs::read_dir(&dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !entry.file_type()?.is_file() {
+        // A symbolic link to a file is a file; folders are not.
+        if name.starts_with('.') || !entry.path().is_file() {
             continue;
         }
         files.push(RevenueFile {
@@ -214,11 +215,31 @@ impl RecordIndex {
         (id >> 122) as usize & (self.shards.len() - 1)
     }
 
-    pub fn extend(&mut self, keys: impl Iterator<Item = (u128, u64)>) {
-        for (id, content) in keys {
-            let shard = self.shard_of(id);
-            self.shards[shard].committed.insert(id_key(id), content);
+    /// An empty index with room for `keys` committed keys (no table doubling while loading).
+    pub fn with_capacity(keys: usize) -> Self {
+        let mut index = Self::default();
+        let per_shard = keys / INDEX_SHARDS + keys / INDEX_SHARDS / 16 + 16;
+        for shard in &mut index.shards {
+            shard.committed.reserve(per_shard);
         }
+        index
+    }
+
+    /// Adds stored keys (`segment::keys` blobs): sorted into shards, then each shard filled on
+    /// its own core.
+    pub fn extend_from_blobs(&mut self, blobs: &[Vec<u8>]) {
+        let mut by_shard: Vec<Vec<(u128, u64)>> = vec![Vec::new(); self.shards.len()];
+        for (id, content) in blobs.iter().flat_map(|blob| segment::keys(blob)) {
+            by_shard[self.shard_of(id)].push((id, content));
+        }
+        self.shards
+            .par_iter_mut()
+            .zip(by_shard)
+            .for_each(|(shard, keys)| {
+                shard
+                    .committed
+                    .extend(keys.into_iter().map(|(id, content)| (id_key(id), content)));
+            });
     }
 
     pub fn len(&self) -> usize {

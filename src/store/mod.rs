@@ -26,7 +26,7 @@ use crate::domain::reasons::RejectReason;
 use crate::earnings::StoredBalance;
 use crate::ingest::master::InputFile;
 use crate::ingest::revenue::{FileIngest, PendingRow, RecordIndex, Rejection, RetryResolution};
-use crate::ingest::segment::{Segment, keys};
+use crate::ingest::segment::Segment;
 use crate::ledger::Balances;
 use crate::notify::statement::StatementRecord;
 
@@ -312,13 +312,30 @@ impl Store {
 
     /// The keys of every ingested line, for duplicate checks.
     pub async fn record_index(&self) -> StoreResult<RecordIndex> {
-        let mut index = RecordIndex::default();
-        let rows = sqlx::query("SELECT record_keys FROM revenue_segments ORDER BY id")
+        let total: i64 =
+            sqlx::query("SELECT CAST(COALESCE(SUM(rows), 0) AS BIGINT) FROM revenue_segments")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+        let mut index = RecordIndex::with_capacity(total as usize);
+        // A few segments' keys at a time, so memory holds the index, not also its blobs.
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, record_keys FROM revenue_segments WHERE id > $1 ORDER BY id LIMIT 8",
+            )
+            .bind(after)
             .fetch_all(&self.pool)
             .await?;
-        for row in rows {
-            let blob: Vec<u8> = row.try_get(0)?;
-            index.extend(keys(&blob));
+            let Some(last) = rows.last() else {
+                break;
+            };
+            after = last.try_get(0)?;
+            let blobs = rows
+                .iter()
+                .map(|row| row.try_get::<Vec<u8>, _>(1))
+                .collect::<Result<Vec<_>, _>>()?;
+            index.extend_from_blobs(&blobs);
         }
         Ok(index)
     }
