@@ -592,21 +592,35 @@ struct CheckedPart<'t> {
 
 impl<'t> CheckedPart<'t> {
     fn new(checker: &RowChecker, rows: Rows<'t>, source_file: &str) -> PolarsResult<Self> {
+        Self::with_text(checker, rows, None, source_file)
+    }
+
+    /// `text`: the seven text columns when the rows were read from columns already (Parquet),
+    /// taken as they are instead of built again from the rows.
+    fn with_text(
+        checker: &RowChecker,
+        rows: Rows<'t>,
+        text: Option<Vec<Column>>,
+        source_file: &str,
+    ) -> PolarsResult<Self> {
         let prechecks: Vec<Precheck> = (0..rows.len())
             .map(|row| checker.precheck(&rows.fields(row)))
             .collect();
         let height = rows.len();
-        let mut columns: Vec<Column> = REVENUE_COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(field, name)| {
-                let mut builder = StringChunkedBuilder::new((*name).into(), height);
-                for row in 0..height {
-                    builder.append_value(rows.field(row, field));
-                }
-                builder.finish().into_column()
-            })
-            .collect();
+        let mut columns: Vec<Column> = match text {
+            Some(text) => text,
+            None => REVENUE_COLUMNS
+                .iter()
+                .enumerate()
+                .map(|(field, name)| {
+                    let mut builder = StringChunkedBuilder::new((*name).into(), height);
+                    for row in 0..height {
+                        builder.append_value(rows.field(row, field));
+                    }
+                    builder.finish().into_column()
+                })
+                .collect(),
+        };
         columns.push(StringChunked::full("source_file".into(), source_file, height).into_column());
         let (mut amounts, mut late) = (Vec::with_capacity(height), Vec::with_capacity(height));
         let mut partners = Vec::with_capacity(height);
@@ -768,8 +782,8 @@ impl<'f> FileReader<'f> {
                     let Some((offset, rows)) = slices.next() else {
                         return Ok(None);
                     };
-                    let rows = read_parquet_slice(&self.file.path, offset, rows)?;
-                    let parts = check_owned(checker, &rows, source_file).map_err(encode_error)?;
+                    let frame = read_parquet_slice(&self.file.path, offset, rows)?;
+                    let parts = check_parquet(checker, &frame, offset, source_file)?;
                     settle(&mut self.ingest, source_file, checker, parts)
                 }
             }
@@ -890,7 +904,7 @@ fn settle(
                         record_id: fields[0].to_owned(),
                         reason,
                         detail,
-                        raw: rows.raw(row).to_owned(),
+                        raw: rows.raw(row).into_owned(),
                         fields: Some(fields.map(str::to_owned)),
                     })
                 }
@@ -1037,7 +1051,7 @@ fn read_quoted(
             texts.push(std::str::from_utf8(field).map_err(|_| format!("not UTF-8 (line {line})"))?);
         }
         let fields = positions.map(|p| texts.get(p).copied().unwrap_or(""));
-        rows.push_owned(fields, &csv_line(&texts), line);
+        rows.push_owned(fields, Some(&csv_line(&texts)), line);
     }
     Ok(rows)
 }
@@ -1074,7 +1088,7 @@ fn parquet_slices(groups: &[usize]) -> Vec<(usize, usize)> {
 }
 
 /// One slice of a Parquet file's rows, as text.
-fn read_parquet_slice(path: &Path, offset: usize, length: usize) -> Result<Rows<'static>, String> {
+fn read_parquet_slice(path: &Path, offset: usize, length: usize) -> Result<DataFrame, String> {
     let handle = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let projection: Vec<String> = REVENUE_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     let frame = ParquetReader::new(handle)
@@ -1096,24 +1110,45 @@ fn read_parquet_slice(path: &Path, offset: usize, length: usize) -> Result<Rows<
                 .map_err(|e| format!("column `{name}` cannot be read as text: {e}"))?,
         );
     }
-    let columns = texts
+    DataFrame::new(frame.height(), texts).map_err(|e| e.to_string())
+}
+
+/// A Parquet slice's rows, cut into a part per core, each part read out and checked there.
+/// `offset` is the slice's first row in the file.
+fn check_parquet(
+    checker: &RowChecker,
+    frame: &DataFrame,
+    offset: usize,
+    source_file: &str,
+) -> Result<Vec<CheckedPart<'static>>, String> {
+    let parts = rayon::current_num_threads() * 2;
+    let size = frame.height().div_ceil(parts).max(1);
+    (0..frame.height())
+        .step_by(size)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let part = frame.slice(start as i64, size);
+            let rows = parquet_rows(&part, offset + start)?;
+            let text = part.columns().to_vec();
+            CheckedPart::with_text(checker, rows, Some(text), source_file).map_err(encode_error)
+        })
+        .collect()
+}
+
+/// Rows of a slice of text columns; `first_row` is its first row's place in the file.
+fn parquet_rows(frame: &DataFrame, first_row: usize) -> Result<Rows<'static>, String> {
+    let columns = frame
+        .columns()
         .iter()
         .map(|c| c.str().map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, String>>()?;
     let mut rows = Rows::default();
     let mut iters: Vec<_> = columns.iter().map(|c| c.iter()).collect();
-    let mut raw = String::new();
     for row in 0..frame.height() {
         let fields: [&str; 7] = std::array::from_fn(|i| iters[i].next().flatten().unwrap_or(""));
-        raw.clear();
-        for (i, field) in fields.iter().enumerate() {
-            if i > 0 {
-                raw.push(',');
-            }
-            raw.push_str(field);
-        }
         // Parquet has no lines: row N (0-based) is reported as line N + 2, as under a header.
-        rows.push_owned(fields, &raw, (offset + row) as u64 + 2);
+        rows.push_owned(fields, None, (first_row + row) as u64 + 2);
     }
     Ok(rows)
 }

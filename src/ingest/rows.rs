@@ -25,8 +25,9 @@ pub struct Rows<'t> {
     pub text: Cow<'t, str>,
     /// The seven fields of each row, in `REVENUE_COLUMNS` order.
     pub fields: Vec<[Span; 7]>,
-    /// The row as read, for rejections.
-    pub raw: Vec<Span>,
+    /// The row as read, for rejections; `None`: the fields joined by commas (Parquet, which
+    /// has no text of its own, so none is kept for the rows that are not rejected).
+    pub raw: Vec<Option<Span>>,
     pub lines: Vec<u64>,
 }
 
@@ -47,8 +48,11 @@ impl<'t> Rows<'t> {
         self.slice(self.fields[row][field])
     }
 
-    pub fn raw(&self, row: usize) -> &str {
-        self.slice(self.raw[row])
+    pub fn raw(&self, row: usize) -> Cow<'_, str> {
+        match self.raw[row] {
+            Some(span) => Cow::Borrowed(self.slice(span)),
+            None => Cow::Owned(self.fields(row).join(",")),
+        }
     }
 
     fn slice(&self, (start, end): Span) -> &str {
@@ -73,8 +77,9 @@ impl<'t> Rows<'t> {
         out
     }
 
-    /// Appends a row whose fields are owned elsewhere (quoted CSV, Parquet).
-    pub fn push_owned(&mut self, fields: [&str; 7], raw: &str, line: u64) {
+    /// Appends a row whose fields are owned elsewhere (quoted CSV, Parquet); `raw: None` for
+    /// the fields joined by commas.
+    pub fn push_owned(&mut self, fields: [&str; 7], raw: Option<&str>, line: u64) {
         let mut push = |text: &str| {
             let owned = self.text.to_mut();
             let start = owned.len() as u32;
@@ -82,7 +87,7 @@ impl<'t> Rows<'t> {
             (start, owned.len() as u32)
         };
         let spans = fields.map(&mut push);
-        let raw = push(raw);
+        let raw = raw.map(push);
         self.fields.push(spans);
         self.raw.push(raw);
         self.lines.push(line);
@@ -282,7 +287,7 @@ pub fn split_plain<'t>(
         count += 1;
         let spans = positions.map(|p| if p < count { found[p] } else { (0, 0) });
         rows.fields.push(spans);
-        rows.raw.push((start as u32, end as u32));
+        rows.raw.push(Some((start as u32, end as u32)));
         rows.lines.push(line);
     };
     for at in memchr_iter(b'\n', &bytes[range.clone()]) {
