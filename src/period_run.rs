@@ -26,7 +26,6 @@ use crate::progress;
 use crate::reports;
 use crate::store::{
     CloseOutcome, ClosePlan, ExceptionRow, FileWriter, OutboxMessage, Store, StoreResult,
-    StoredFile,
 };
 
 /// The line-level report of a period.
@@ -161,11 +160,6 @@ pub async fn ingest(
             FileResult::Rejected(detail) => {
                 checker.index.discard();
                 tracing::warn!(file = %file.source_file, %detail, "revenue file rejected");
-                let stored = StoredFile::Rejected(detail);
-                store
-                    .store_file(run_id, &file.source_file, &file.sha256, stored)
-                    .await
-                    .with_context(|| format!("storing {}", file.source_file))?;
                 failpoint("ingest-after-file");
                 summary.files_rejected += 1;
             }
@@ -300,7 +294,10 @@ async fn ingest_file(
     let mut reader = match FileReader::open(file) {
         Ok(reader) => reader,
         Err(detail) => {
-            writer.abandon().await.with_context(storing)?;
+            writer
+                .reject(&file.source_file, detail.clone())
+                .await
+                .with_context(storing)?;
             return Ok(FileResult::Rejected(detail));
         }
     };
@@ -331,8 +328,24 @@ async fn ingest_file(
             }
             Ok(None) => break writer,
             Err(detail) => {
+                // Segments of the file went into this transaction: drop them all, then
+                // record the rejection alone.
                 writer.abandon().await.with_context(storing)?;
-                return Ok(FileResult::Rejected(detail));
+                checker.index.discard();
+                return match store
+                    .begin_file(run_id, &file.source_file, &file.sha256)
+                    .await
+                    .with_context(storing)?
+                {
+                    Some(writer) => {
+                        writer
+                            .reject(&file.source_file, detail.clone())
+                            .await
+                            .with_context(storing)?;
+                        Ok(FileResult::Rejected(detail))
+                    }
+                    None => Ok(FileResult::AlreadyStored),
+                };
             }
         }
     };

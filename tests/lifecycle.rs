@@ -271,3 +271,41 @@ async fn preview_computes_the_draft_from_the_files_alone() {
     assert!(!env.dir.path().join("payout.db").exists());
     assert!(!env.reports.exists());
 }
+
+#[tokio::test]
+async fn a_file_rejected_after_its_first_blocks_leaves_nothing_behind() {
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        // More than one 16 MiB block of good lines, then a line that is not UTF-8: the file is
+        // rejected whole after some of its segments were written in its transaction.
+        let mut text =
+            b"record_id,partner_id,customer_id,product_category,billing_month,amount,currency\n"
+                .to_vec();
+        let good = 450_000;
+        for i in 0..good {
+            text.extend_from_slice(
+                format!("BIG-{i:07},1000001,C-1,azure,2026-10,1.00,USD\n").as_bytes(),
+            );
+        }
+        text.extend_from_slice(b"BIG-X,1000001,C-1,azure,2026-10,1.00,\xff\n");
+        assert!(text.len() > 16 << 20);
+        std::fs::write(env.data.join("revenue/2026-10-big.csv"), &text).unwrap();
+        let message = env.ok(&["run", "--period", "2026-10"]);
+        assert!(message.contains("2 file(s) rejected"), "{message}");
+        let exceptions = env.report("2026-10", "exceptions.csv");
+        let line = good + 2;
+        assert!(
+            exceptions.contains(&format!(
+                "revenue/2026-10-big.csv,,,FILE_REJECTED,not UTF-8 (line {line}),"
+            )),
+            "{exceptions}"
+        );
+        // Nothing of the file counts: the payouts are the fixtures' own.
+        assert_report(
+            &env.report("2026-10", "payouts.csv"),
+            &expected("draft-2026-10").join("payouts.csv"),
+        );
+        let again = env.ok(&["run", "--period", "2026-10"]);
+        assert!(again.contains("ingested 0 file(s)"), "{again}");
+    }
+}

@@ -44,26 +44,24 @@ impl Hasher for PackedHasher {
     }
 }
 
-fn pack_short(id: &str) -> Option<u64> {
+/// `id`'s bytes and its length (in the last byte) in `N` bytes, if it fits.
+fn packed<const N: usize>(id: &str) -> Option<[u8; N]> {
     let bytes = id.as_bytes();
-    if bytes.len() > 7 {
+    if bytes.len() >= N {
         return None;
     }
-    let mut key = [0u8; 8];
+    let mut key = [0u8; N];
     key[..bytes.len()].copy_from_slice(bytes);
-    key[7] = bytes.len() as u8;
-    Some(u64::from_le_bytes(key))
+    key[N - 1] = bytes.len() as u8;
+    Some(key)
+}
+
+fn pack_short(id: &str) -> Option<u64> {
+    packed::<8>(id).map(u64::from_le_bytes)
 }
 
 fn pack(id: &str) -> Option<u128> {
-    let bytes = id.as_bytes();
-    if bytes.len() > 15 {
-        return None;
-    }
-    let mut key = [0u8; 16];
-    key[..bytes.len()].copy_from_slice(bytes);
-    key[15] = bytes.len() as u8;
-    Some(u128::from_le_bytes(key))
+    packed::<16>(id).map(u128::from_le_bytes)
 }
 
 impl IdIndex {

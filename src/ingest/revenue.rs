@@ -565,17 +565,8 @@ fn content_hash(fields: &[&str; 7]) -> u64 {
     xxh3_64(&buffer[..at])
 }
 
-/// The outcome of one revenue file.
-#[derive(Debug)]
-pub enum FileOutcome {
-    Ingested(FileIngest),
-    /// Rejected whole, with why (SPEC §7.2).
-    Rejected(String),
-}
-
 #[derive(Debug, Default)]
 pub struct FileIngest {
-    pub segments: Vec<Segment>,
     pub rejections: Vec<Rejection>,
     pub rows: u64,
     pub accepted: u64,
@@ -797,28 +788,6 @@ impl<'f> FileReader<'f> {
     /// Row counts and rejections of the whole file, once `next_batch` has returned `None`.
     pub fn finish(self) -> FileIngest {
         self.ingest
-    }
-}
-
-/// Reads and checks one whole revenue file, keeping its segments (for small files and tests;
-/// `run` stores each segment as it is made).
-pub fn ingest_file(file: &RevenueFile, checker: &mut RowChecker) -> FileOutcome {
-    let result = (|| {
-        let mut reader = FileReader::open(file)?;
-        let mut segments = Vec::new();
-        while let Some(batch) = reader.next_batch(checker)? {
-            segments.push(batch.encode().map_err(encode_error)?);
-        }
-        let mut ingest = reader.finish();
-        ingest.segments = segments;
-        Ok::<_, String>(ingest)
-    })();
-    match result {
-        Ok(ingest) => FileOutcome::Ingested(ingest),
-        Err(detail) => {
-            checker.index.discard();
-            FileOutcome::Rejected(detail)
-        }
     }
 }
 

@@ -463,68 +463,6 @@ impl Store {
         Ok(())
     }
 
-    /// Stores one file's outcome in one transaction. Returns false when the file was already
-    /// recorded (by another process), in which case nothing is written.
-    pub async fn store_file(
-        &self,
-        run_id: &str,
-        source_file: &str,
-        sha256: &str,
-        outcome: StoredFile,
-    ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let (status, rows, accepted, rejected, duplicates) = match &outcome {
-            StoredFile::Ingested(i) => (
-                "ingested",
-                i.rows,
-                i.accepted,
-                i.rejections.len() as u64,
-                i.duplicates,
-            ),
-            StoredFile::Rejected(_) => ("rejected", 0, 0, 0, 0),
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO revenue_files (sha256, source_file, run_id, ingested_at_ms, status, rows_total, rows_accepted, rows_rejected, rows_duplicate) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sha256) DO NOTHING",
-        )
-        .bind(sha256.to_owned())
-        .bind(source_file.to_owned())
-        .bind(run_id.to_owned())
-        .bind(now_ms())
-        .bind(status.to_owned())
-        .bind(rows as i64)
-        .bind(accepted as i64)
-        .bind(rejected as i64)
-        .bind(duplicates as i64)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        match outcome {
-            StoredFile::Ingested(ingest) => {
-                Self::insert_segments(&mut tx, sha256, ingest.segments).await?;
-                Self::insert_rejections(&mut tx, run_id, sha256, ingest.rejections).await?;
-            }
-            StoredFile::Rejected(detail) => {
-                let rejection = Rejection {
-                    source_file: source_file.to_owned(),
-                    line: None,
-                    record_id: String::new(),
-                    reason: RejectReason::FileRejected,
-                    detail,
-                    raw: String::new(),
-                    fields: None,
-                };
-                Self::insert_rejections(&mut tx, run_id, sha256, vec![rejection]).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Starts storing an ingested revenue file: its segments go in as ingest makes them and
     /// the whole file commits at once (`FileWriter::finish`). `None` if the file is already
     /// stored (by another instance meanwhile).
@@ -868,16 +806,32 @@ impl FileWriter {
         Ok(())
     }
 
+    /// Records the file as rejected whole (SPEC §7.2), with why, and commits: nothing else of
+    /// it is kept. Call before any segment is added.
+    pub async fn reject(mut self, source_file: &str, detail: String) -> StoreResult<()> {
+        sqlx::query("UPDATE revenue_files SET status = 'rejected' WHERE sha256 = $1")
+            .bind(self.sha256.clone())
+            .execute(&mut *self.tx)
+            .await?;
+        let rejection = Rejection {
+            source_file: source_file.to_owned(),
+            line: None,
+            record_id: String::new(),
+            reason: RejectReason::FileRejected,
+            detail,
+            raw: String::new(),
+            fields: None,
+        };
+        Store::insert_rejections(&mut self.tx, &self.run_id, &self.sha256, vec![rejection]).await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
     /// Stores nothing of the file.
     pub async fn abandon(self) -> StoreResult<()> {
         self.tx.rollback().await?;
         Ok(())
     }
-}
-
-pub enum StoredFile {
-    Ingested(FileIngest),
-    Rejected(String),
 }
 
 /// Everything one close writes.
