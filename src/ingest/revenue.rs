@@ -1126,6 +1126,64 @@ fn parquet_rows(frame: &DataFrame, first_row: usize) -> Result<Rows<'static>, St
 mod tests {
     use super::*;
 
+    /// Reads one revenue file against the fixtures' master data; returns (line, reason, raw)
+    /// of each rejection and the number of accepted lines.
+    fn read(name: &str, text: &str) -> (Vec<(Option<u64>, RejectReason, String)>, u64) {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let master = MasterData::load(&fixtures).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let file = RevenueFile {
+            source_file: format!("revenue/{name}"),
+            path,
+            sha256: String::new(),
+        };
+        let mut checker = RowChecker::new(&master, None, RecordIndex::default());
+        let mut reader = FileReader::open(&file).unwrap();
+        while reader.next_batch(&mut checker).unwrap().is_some() {}
+        let ingest = reader.finish();
+        let rejections = ingest
+            .rejections
+            .into_iter()
+            .map(|r| (r.line, r.reason, r.raw))
+            .collect();
+        (rejections, ingest.accepted)
+    }
+
+    #[test]
+    fn quoted_and_plain_files_report_physical_lines() {
+        let header =
+            "record_id,partner_id,customer_id,product_category,billing_month,amount,currency\n";
+        let plain = format!(
+            "{header}A-1,1000001,C-1,azure,2026-10,1.00,USD\n\nA-2,1000001,C-1,azure,2026-10,x,USD\nA-3,1000001,C-1,azure,2026-10,2.00,USD\nA-1,1000001,C-1,azure,2026-10,1.00,USD\n"
+        );
+        // The same rows, but the first customer's name is quoted across two lines.
+        let quoted = format!(
+            "{header}A-1,1000001,\"C\n1\",azure,2026-10,1.00,USD\n\nA-2,1000001,C-1,azure,2026-10,x,USD\nA-3,1000001,C-1,azure,2026-10,2.00,USD\nA-1,1000001,\"C\n1\",azure,2026-10,1.00,USD\n"
+        );
+        let (rejections, accepted) = read("plain.csv", &plain);
+        assert_eq!(accepted, 2);
+        assert_eq!(
+            rejections,
+            vec![(
+                Some(4),
+                RejectReason::InvalidAmount,
+                "A-2,1000001,C-1,azure,2026-10,x,USD".to_owned()
+            )]
+        );
+        let (rejections, accepted) = read("quoted.csv", &quoted);
+        assert_eq!(accepted, 2);
+        assert_eq!(
+            rejections,
+            vec![(
+                Some(5),
+                RejectReason::InvalidAmount,
+                "A-2,1000001,C-1,azure,2026-10,x,USD".to_owned()
+            )]
+        );
+    }
+
     #[test]
     fn parquet_slices_follow_row_groups_and_cover_every_row() {
         let s = SEGMENT_ROWS;
