@@ -1,8 +1,8 @@
 //! Incremental revenue ingest (SPEC §2, §7): every file in `revenue/` once by SHA-256, CSV or
 //! Parquet, every row validated as text before any parsing, bad rows rejected alone with file,
-//! line, raw content and reason, accepted rows chunked into columnar segments.
+//! line, raw content and reason, accepted rows chunked into columnar segments. Rows are read a
+//! block at a time and checked on every core; only the duplicate check keeps row order.
 
-use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -13,6 +13,7 @@ use std::sync::RwLock;
 
 use polars::prelude::*;
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 

@@ -8,7 +8,9 @@ use polars::prelude::*;
 
 use crate::domain::period::Period;
 
-/// Lines per segment: bounds the memory of one chunk (about 30 MB before compression).
+/// Lines per segment of rows read one by one (quoted CSV, Parquet slices, retried rows): bounds
+/// the memory of one chunk (about 30 MB before compression). A plain CSV block (16 MiB of text)
+/// makes one segment, of about as many lines.
 pub const SEGMENT_ROWS: usize = 1 << 18;
 /// Bytes per record key: 16 of record-id hash, 8 of content hash.
 pub const KEY_BYTES: usize = 24;
