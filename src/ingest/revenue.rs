@@ -4,6 +4,7 @@
 //! block at a time and checked on every core; only the duplicate check keeps row order.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::io::{BufReader, Read};
@@ -169,13 +170,6 @@ impl Default for RecordIndex {
 }
 
 impl IndexShard {
-    fn get(&self, id: &IdKey) -> Option<u64> {
-        self.pending
-            .get(id)
-            .or_else(|| self.committed.get(id))
-            .copied()
-    }
-
     /// The index part of settling a row (SPEC §2 order: duplicates before the partner and FX
     /// checks): a new id is taken only by a row that is accepted.
     fn settle(&mut self, precheck: &Precheck) -> Settled {
@@ -189,12 +183,20 @@ impl IndexShard {
             return Settled::Rejected;
         };
         let key = id_key(*id_hash);
-        match self.get(&key) {
-            Some(existing) if existing == *content_hash => Settled::Duplicate,
-            Some(_) => Settled::Conflict,
-            None if after_index.is_some() => Settled::Rejected,
-            None => {
-                self.pending.insert(key, *content_hash);
+        // One probe of the pending table for both the look-up and the insert.
+        let slot = match self.pending.entry(key) {
+            Entry::Occupied(existing) => Err(*existing.get()),
+            Entry::Vacant(slot) => match self.committed.get(&key) {
+                Some(existing) => Err(*existing),
+                None => Ok(slot),
+            },
+        };
+        match slot {
+            Err(existing) if existing == *content_hash => Settled::Duplicate,
+            Err(_) => Settled::Conflict,
+            Ok(_) if after_index.is_some() => Settled::Rejected,
+            Ok(slot) => {
+                slot.insert(*content_hash);
                 Settled::Accepted
             }
         }
