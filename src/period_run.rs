@@ -181,65 +181,87 @@ pub fn preview(
     let master = load_master(data_dir)?;
     let files = revenue::list_revenue_files_unhashed(data_dir)
         .with_context(|| format!("listing {}/revenue", data_dir.display()))?;
-    let mut checker = RowChecker::new(&master, None, RecordIndex::default());
-    let mut computer =
-        earnings::PeriodComputer::new(&master, period, Detail::Payouts)?.without_line_report();
-    let mut summary = IngestSummary::default();
-    let mut exceptions = Vec::new();
-    for file in &files {
-        let outcome = FileReader::open(file).and_then(|mut reader| {
-            let mut last: Option<revenue::Batch> = None;
-            loop {
-                let (next, part) = rayon::join(
-                    || reader.next_batch(&mut checker),
-                    || last.map(|batch| computer.compute_segment(&batch.frame, false)),
-                );
-                if let Some(part) = part {
-                    computer.merge(part.map_err(|e| format!("computing {period}: {e}"))?);
-                }
-                last = next?;
-                if last.is_none() {
-                    return Ok(reader.finish());
-                }
-            }
-        });
-        match outcome {
-            Ok(ingest) => {
-                checker.index.commit();
-                summary.files_ingested += 1;
-                summary.rows += ingest.rows;
-                summary.accepted += ingest.accepted;
-                summary.rejected += ingest.rejections.len() as u64;
-                summary.duplicates += ingest.duplicates;
-                exceptions.extend(ingest.rejections.into_iter().map(|r| ExceptionRow {
-                    source_file: r.source_file,
-                    line: r.line,
-                    record_id: r.record_id,
-                    reason: r.reason.code().to_owned(),
-                    detail: r.detail,
-                    raw: r.raw,
-                }));
-            }
-            Err(detail) => {
-                checker.index.discard();
+    // Files rejected whole, with why. A file rejected after some of its lines were computed
+    // starts the computation again without it: nothing of a rejected file may count.
+    let mut rejected: HashMap<String, String> = HashMap::new();
+    let (computer, exceptions, summary) = 'attempt: loop {
+        let mut checker = RowChecker::new(&master, None, RecordIndex::default());
+        let mut computer =
+            earnings::PeriodComputer::new(&master, period, Detail::Payouts)?.without_line_report();
+        let mut summary = IngestSummary::default();
+        let mut exceptions = Vec::new();
+        for file in &files {
+            if let Some(detail) = rejected.get(&file.source_file) {
                 summary.files_rejected += 1;
-                exceptions.push(ExceptionRow {
-                    source_file: file.source_file.clone(),
-                    line: None,
-                    record_id: String::new(),
-                    reason: RejectReason::FileRejected.code().to_owned(),
-                    detail,
-                    raw: String::new(),
-                });
+                exceptions.push(file_rejection(&file.source_file, detail.clone()));
+                continue;
+            }
+            let mut computed_some = false;
+            let outcome = FileReader::open(file).and_then(|mut reader| {
+                let mut last: Option<revenue::Batch> = None;
+                loop {
+                    let (next, part) = rayon::join(
+                        || reader.next_batch(&mut checker),
+                        || last.map(|batch| computer.compute_segment(&batch.frame, false)),
+                    );
+                    if let Some(part) = part {
+                        computer.merge(part.map_err(|e| format!("computing {period}: {e}"))?);
+                        computed_some = true;
+                    }
+                    last = next?;
+                    if last.is_none() {
+                        return Ok(reader.finish());
+                    }
+                }
+            });
+            match outcome {
+                Ok(ingest) => {
+                    checker.index.commit();
+                    summary.files_ingested += 1;
+                    summary.rows += ingest.rows;
+                    summary.accepted += ingest.accepted;
+                    summary.rejected += ingest.rejections.len() as u64;
+                    summary.duplicates += ingest.duplicates;
+                    exceptions.extend(ingest.rejections.into_iter().map(|r| ExceptionRow {
+                        source_file: r.source_file,
+                        line: r.line,
+                        record_id: r.record_id,
+                        reason: r.reason.code().to_owned(),
+                        detail: r.detail,
+                        raw: r.raw,
+                    }));
+                }
+                Err(detail) => {
+                    rejected.insert(file.source_file.clone(), detail.clone());
+                    if computed_some {
+                        continue 'attempt;
+                    }
+                    checker.index.discard();
+                    summary.files_rejected += 1;
+                    exceptions.push(file_rejection(&file.source_file, detail));
+                }
             }
         }
-    }
+        break (computer, exceptions, summary);
+    };
     let computation = computer
         .finish(&HashMap::new())
         .with_context(|| format!("computing {period}"))?;
     reports::write_period_reports(out, &computation, &exceptions)
         .with_context(|| format!("writing reports to {}", out.display()))?;
     Ok((computation.payouts.len(), summary))
+}
+
+/// The exception row of a file rejected whole.
+fn file_rejection(source_file: &str, detail: String) -> ExceptionRow {
+    ExceptionRow {
+        source_file: source_file.to_owned(),
+        line: None,
+        record_id: String::new(),
+        reason: RejectReason::FileRejected.code().to_owned(),
+        detail,
+        raw: String::new(),
+    }
 }
 
 /// A file writer, idle or storing a segment in a task of its own.

@@ -307,5 +307,20 @@ async fn a_file_rejected_after_its_first_blocks_leaves_nothing_behind() {
         );
         let again = env.ok(&["run", "--period", "2026-10"]);
         assert!(again.contains("ingested 0 file(s)"), "{again}");
+        // The preview, which computes as it reads, leaves the file out as well.
+        let out = env.dir.path().join("preview");
+        env.ok(&[
+            "preview",
+            "--period",
+            "2026-10",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_report(
+            &std::fs::read_to_string(out.join("payouts.csv")).unwrap(),
+            &expected("draft-2026-10").join("payouts.csv"),
+        );
+        let preview_exceptions = std::fs::read_to_string(out.join("exceptions.csv")).unwrap();
+        assert_eq!(preview_exceptions, exceptions);
     }
 }
