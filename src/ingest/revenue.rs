@@ -20,7 +20,8 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 
 use super::lookup::IdIndex;
 use super::rows::{
-    PlainBlock, PlainCsvBlocks, Rows, column_positions, is_plain_csv, split_lines, split_plain,
+    BLOCK_BYTES, PlainBlock, PlainCsvBlocks, Rows, column_positions, is_plain_csv, split_lines,
+    split_plain,
 };
 use super::segment::{
     self, AcceptedLine, REVENUE_COLUMNS, SEGMENT_ROWS, Segment, SegmentBuilder, SegmentMeta,
@@ -998,7 +999,7 @@ fn read_quoted(
 ) -> Result<Rows<'static>, String> {
     let mut record = csv::ByteRecord::new();
     let mut rows = Rows::default();
-    while rows.len() < SEGMENT_ROWS {
+    while rows.len() < SEGMENT_ROWS && rows.text.len() < BLOCK_BYTES {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
@@ -1023,7 +1024,7 @@ fn read_quoted(
             texts.push(std::str::from_utf8(field).map_err(|_| format!("not UTF-8 (line {line})"))?);
         }
         let fields = positions.map(|p| texts.get(p).copied().unwrap_or(""));
-        rows.push_owned(fields, Some(&csv_line(&texts)), line);
+        rows.push_owned(fields, Some(&csv_line(&texts)), line)?;
     }
     Ok(rows)
 }
@@ -1120,7 +1121,7 @@ fn parquet_rows(frame: &DataFrame, first_row: usize) -> Result<Rows<'static>, St
     for row in 0..frame.height() {
         let fields: [&str; 7] = std::array::from_fn(|i| iters[i].next().flatten().unwrap_or(""));
         // Parquet has no lines: row N (0-based) is reported as line N + 2, as under a header.
-        rows.push_owned(fields, None, (first_row + row) as u64 + 2);
+        rows.push_owned(fields, None, (first_row + row) as u64 + 2)?;
     }
     Ok(rows)
 }

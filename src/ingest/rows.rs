@@ -78,8 +78,17 @@ impl<'t> Rows<'t> {
     }
 
     /// Appends a row whose fields are owned elsewhere (quoted CSV, Parquet); `raw: None` for
-    /// the fields joined by commas.
-    pub fn push_owned(&mut self, fields: [&str; 7], raw: Option<&str>, line: u64) {
+    /// the fields joined by commas. Fails if the rows' text would pass 4 GiB (spans are 32-bit).
+    pub fn push_owned(
+        &mut self,
+        fields: [&str; 7],
+        raw: Option<&str>,
+        line: u64,
+    ) -> Result<(), String> {
+        let adding = fields.iter().map(|f| f.len()).sum::<usize>() + raw.map_or(0, str::len);
+        if self.text.len() + adding > u32::MAX as usize {
+            return Err(format!("line {line}: more than 4 GiB of text in one block"));
+        }
         let mut push = |text: &str| {
             let owned = self.text.to_mut();
             let start = owned.len() as u32;
@@ -91,6 +100,7 @@ impl<'t> Rows<'t> {
         self.fields.push(spans);
         self.raw.push(raw);
         self.lines.push(line);
+        Ok(())
     }
 }
 
@@ -213,6 +223,10 @@ impl PlainCsvBlocks {
                 break;
             }
             target *= 2;
+            if target > u32::MAX as usize {
+                // Spans are 32-bit: no line may reach 4 GiB.
+                return Err(format!("line {}: longer than 4 GiB", self.next_line));
+            }
         }
         let first_line = self.next_line;
         self.next_line += memchr_iter(b'\n', &bytes).count() as u64;
