@@ -197,6 +197,8 @@ pub fn preview(
                 continue;
             }
             let mut computed_some = false;
+            // A computation error fails the preview (as it fails `run`); it is not the file's.
+            let mut failed: Option<earnings::ComputeError> = None;
             let outcome = FileReader::open(file).and_then(|mut reader| {
                 let mut last: Option<revenue::Batch> = None;
                 loop {
@@ -204,9 +206,16 @@ pub fn preview(
                         || reader.next_batch(&mut checker),
                         || last.map(|batch| computer.compute_segment(&batch.frame, false)),
                     );
-                    if let Some(part) = part {
-                        computer.merge(part.map_err(|e| format!("computing {period}: {e}"))?);
-                        computed_some = true;
+                    match part {
+                        Some(Ok(part)) => {
+                            computer.merge(part);
+                            computed_some = true;
+                        }
+                        Some(Err(e)) => {
+                            failed = Some(e);
+                            return Ok(reader.finish());
+                        }
+                        None => {}
                     }
                     last = next?;
                     if last.is_none() {
@@ -214,6 +223,9 @@ pub fn preview(
                     }
                 }
             });
+            if let Some(e) = failed {
+                return Err(e).with_context(|| format!("computing {period}"));
+            }
             match outcome {
                 Ok(ingest) => {
                     checker.index.commit();

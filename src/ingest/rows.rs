@@ -180,17 +180,31 @@ impl PlainCsvBlocks {
             next_line: 1,
             done: false,
         };
-        let Some(first) = blocks.next_block()? else {
-            return Err("not CSV: no header".to_owned());
-        };
-        let end = first.text.find('\n').unwrap_or(first.text.len());
-        let header = first.text[..end].trim_end_matches('\r');
-        let header = header.strip_prefix('\u{feff}').unwrap_or(header);
-        let headers = header.split(',').map(str::to_owned).collect();
-        let rest = first.text.as_bytes()[(end + 1).min(first.text.len())..].to_vec();
-        blocks.carry.splice(0..0, rest);
-        blocks.next_line = 2;
-        Ok((blocks, headers))
+        // The header is the first line that is not blank (blank lines are skipped before it,
+        // as the `csv` crate does).
+        let mut line = 1;
+        loop {
+            let Some(block) = blocks.next_block()? else {
+                return Err("not CSV: no header".to_owned());
+            };
+            let text = block.text;
+            let mut start = 0;
+            while start < text.len() {
+                let end = text[start..].find('\n').map_or(text.len(), |at| start + at);
+                let header = text[start..end].trim_end_matches('\r');
+                let header = header.strip_prefix('\u{feff}').unwrap_or(header);
+                if header.is_empty() {
+                    line += 1;
+                    start = end + 1;
+                    continue;
+                }
+                let headers = header.split(',').map(str::to_owned).collect();
+                let rest = text.as_bytes()[(end + 1).min(text.len())..].to_vec();
+                blocks.carry.splice(0..0, rest);
+                blocks.next_line = line + 1;
+                return Ok((blocks, headers));
+            }
+        }
     }
 
     /// The next block, or `None` at the end of the file. A block that is not UTF-8 fails the
@@ -224,8 +238,8 @@ impl PlainCsvBlocks {
             }
             target *= 2;
             if target > u32::MAX as usize {
-                // Spans are 32-bit: no line may reach 4 GiB.
-                return Err(format!("line {}: longer than 4 GiB", self.next_line));
+                // Spans are 32-bit: a block stops short of 4 GiB.
+                return Err(format!("line {}: longer than 2 GiB", self.next_line));
             }
         }
         let first_line = self.next_line;
@@ -385,6 +399,7 @@ mod tests {
             rows in proptest::collection::vec((proptest::collection::vec(field(), 1..10), 0u8..8), 0..40),
             crlf in any::<bool>(),
             bom in any::<bool>(),
+            blank_before_header in 0usize..3,
             trailing_newline in any::<bool>(),
             block_bytes in 1usize..200,
             parts in 1usize..5,
@@ -393,6 +408,9 @@ mod tests {
             let mut text = String::new();
             if bom {
                 text.push('\u{feff}');
+            }
+            for _ in 0..blank_before_header {
+                text.push_str(end);
             }
             text.push_str("extra,record_id,partner_id,customer_id,product_category,billing_month,amount,currency");
             for (fields, blank) in &rows {
