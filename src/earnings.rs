@@ -322,6 +322,8 @@ pub struct PeriodComputer<'m> {
     partners: Vec<PartnerInfo<'m>>,
     partner_index: IdIndex,
     accumulators: Vec<PartnerAccumulator>,
+    /// Per-segment sum tables ready for reuse, one per core at most.
+    sums_pool: std::sync::Mutex<Vec<Vec<PartnerAccumulator>>>,
     categories: FxHashMap<CategoryKey, CategoryTotals>,
     rates: FxHashMap<usize, &'m Rate>,
     interner: Interner,
@@ -373,6 +375,7 @@ impl<'m> PeriodComputer<'m> {
             partners,
             partner_index,
             accumulators,
+            sums_pool: std::sync::Mutex::default(),
             categories: FxHashMap::default(),
             rates: FxHashMap::default(),
             interner: Interner::default(),
@@ -384,6 +387,25 @@ impl<'m> PeriodComputer<'m> {
     pub fn without_line_report(mut self) -> Self {
         self.line_report = false;
         self
+    }
+
+    /// A zeroed per-partner table for one segment's sums: from the pool, or new.
+    fn take_sums(&self) -> Vec<PartnerAccumulator> {
+        let pooled = self
+            .sums_pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        pooled.unwrap_or_else(|| vec![PartnerAccumulator::default(); self.partners.len()])
+    }
+
+    /// Gives back a table whose touched entries were taken (so it is all zero again): the next
+    /// segment reuses it instead of allocating and zeroing megabytes anew.
+    fn return_sums(&self, sums: Vec<PartnerAccumulator>) {
+        self.sums_pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sums);
     }
 
     /// Adds one stored segment and returns its line batch (see `compute_segment`).
@@ -403,23 +425,27 @@ impl<'m> PeriodComputer<'m> {
         frame: &DataFrame,
         late_unbooked: bool,
     ) -> Result<SegmentPart<'m>, ComputeError> {
-        let texts = |name: &str| -> PolarsResult<Vec<Option<&str>>> {
-            Ok(frame.column(name)?.str()?.iter().collect())
-        };
-        let (partner_id, category) = (texts("partner_id")?, texts("product_category")?);
-        let (billing_month, currency) = (texts("billing_month")?, texts("currency")?);
+        let text = |name: &str| -> PolarsResult<&StringChunked> { frame.column(name)?.str() };
         let amount_micro = frame.column("amount_micro")?.i64()?;
         // Positions found by the row checks of this same snapshot, when the frame is fresh.
-        let positions: Option<Vec<Option<u32>>> = match frame.column(PARTNER_POSITION) {
-            Ok(column) => Some(column.u32()?.iter().collect()),
+        let mut positions = match frame.column(PARTNER_POSITION) {
+            Ok(column) => Some(column.u32()?.iter()),
             Err(_) => None,
         };
         let late = frame.column("late")?.bool()?;
+        // One pass over the columns, without copying them out first.
+        let rows = amount_micro
+            .iter()
+            .zip(late.iter())
+            .zip(text("partner_id")?.iter())
+            .zip(text("product_category")?.iter())
+            .zip(text("billing_month")?.iter())
+            .zip(text("currency")?.iter());
         let master = self.master;
         let height = frame.height();
         let mut mask = Vec::with_capacity(height);
         let mut computed = ComputedColumns::new(height);
-        let mut sums = vec![PartnerAccumulator::default(); self.partners.len()];
+        let mut sums = self.take_sums();
         let mut touched = Vec::new();
         let mut part = SegmentPart {
             accumulators: Vec::new(),
@@ -430,9 +456,11 @@ impl<'m> PeriodComputer<'m> {
             lines: DataFrame::empty(),
         };
         let mut other_months: FxHashMap<(u32, Period), bool> = FxHashMap::default();
-        for (row, (micro, is_late)) in amount_micro.iter().zip(late.iter()).enumerate() {
+        for (row, (((((micro, is_late), pid), category), month_text), currency)) in rows.enumerate()
+        {
+            let position = positions.as_mut().map(|p| p.next().flatten());
             let (micro, is_late) = (micro.unwrap_or(0), is_late.unwrap_or(false));
-            let month_text = billing_month[row].unwrap_or("");
+            let month_text = month_text.unwrap_or("");
             let booking = if is_late && late_unbooked {
                 Booking::Adjustment
             } else if !is_late && same_text(month_text, &self.period_text) {
@@ -451,9 +479,9 @@ impl<'m> PeriodComputer<'m> {
                     }
                 },
             };
-            let pid = partner_id[row].unwrap_or("");
-            let found = match &positions {
-                Some(positions) => positions[row].filter(|&p| p != u32::MAX),
+            let pid = pid.unwrap_or("");
+            let found = match position {
+                Some(position) => position.filter(|&p| p != u32::MAX),
                 None => self.partner_index.get(pid),
             };
             let Some(index) = found else {
@@ -476,8 +504,8 @@ impl<'m> PeriodComputer<'m> {
                             .is_some_and(|(_, reasons)| reasons.is_empty())
                     })
                 };
-            let category_text = category[row].unwrap_or("");
-            let line_currency_text = currency[row].unwrap_or("");
+            let category_text = category.unwrap_or("");
+            let line_currency_text = currency.unwrap_or("");
             let rate = program
                 .filter(|_| eligible)
                 .and_then(|p| p.rate(category_text, month));
@@ -570,6 +598,7 @@ impl<'m> PeriodComputer<'m> {
             .into_iter()
             .map(|index| (index, std::mem::take(&mut sums[index as usize])))
             .collect();
+        self.return_sums(sums);
         if self.line_report {
             let mask = BooleanChunked::from_slice("mask".into(), &mask);
             let mut lines = frame.select(LINE_SEGMENT_COLUMNS)?.filter(&mask)?;
