@@ -23,9 +23,7 @@ use super::rows::{
     BLOCK_BYTES, PlainBlock, PlainCsvBlocks, Rows, column_positions, is_plain_csv, split_lines,
     split_plain,
 };
-use super::segment::{
-    self, AcceptedLine, REVENUE_COLUMNS, SEGMENT_ROWS, Segment, SegmentBuilder, SegmentMeta,
-};
+use super::segment::{self, REVENUE_COLUMNS, SEGMENT_ROWS, Segment, SegmentMeta};
 use super::{MasterData, Program};
 use crate::domain::money::{Currency, DecimalTextError, parse_amount_micro};
 use crate::domain::partner::Partner;
@@ -333,9 +331,11 @@ pub enum Precheck {
 
 impl Precheck {
     /// The verdict, given what the record index decided.
-    fn verdict(self, settled: Settled, checker: &RowChecker, record_id: &str) -> RowVerdict {
+    fn verdict(&self, settled: Settled, checker: &RowChecker, record_id: &str) -> RowVerdict {
         match (self, settled) {
-            (Precheck::Rejected(reason, detail), _) => RowVerdict::Rejected(reason, detail),
+            (Precheck::Rejected(reason, detail), _) => {
+                RowVerdict::Rejected(*reason, detail.clone())
+            }
             (_, Settled::Duplicate) => RowVerdict::Duplicate,
             (_, Settled::Conflict) => RowVerdict::Rejected(
                 RejectReason::DuplicateConflict,
@@ -347,7 +347,7 @@ impl Precheck {
                     ..
                 },
                 _,
-            ) => RowVerdict::Rejected(reason, detail),
+            ) => RowVerdict::Rejected(*reason, detail.clone()),
             (
                 Precheck::Valid {
                     amount_micro,
@@ -358,11 +358,11 @@ impl Precheck {
                 },
                 _,
             ) => RowVerdict::Accepted {
-                amount_micro,
-                month,
-                late: checker.is_late(month),
-                id_hash,
-                content_hash,
+                amount_micro: *amount_micro,
+                month: *month,
+                late: checker.is_late(*month),
+                id_hash: *id_hash,
+                content_hash: *content_hash,
             },
         }
     }
@@ -404,13 +404,6 @@ impl<'m> RowChecker<'m> {
         }
     }
 
-    /// Checks one row given as its seven fields, in `REVENUE_COLUMNS` order.
-    pub fn check(&mut self, fields: &[&str; 7]) -> RowVerdict {
-        let precheck = self.precheck(fields);
-        let settled = self.index.settle_all(&[&precheck])[0];
-        precheck.verdict(settled, self, fields[0])
-    }
-
     /// Settles prechecked rows against the record index, in row order.
     /// `record_id(row)` is asked only for the rows it names in a rejection.
     pub fn settle_all<'r>(
@@ -423,9 +416,7 @@ impl<'m> RowChecker<'m> {
             .iter()
             .zip(settled)
             .enumerate()
-            .map(|(row, (precheck, settled))| {
-                (*precheck).clone().verdict(settled, self, record_id(row))
-            })
+            .map(|(row, (precheck, settled))| precheck.verdict(settled, self, record_id(row)))
             .collect()
     }
 
@@ -828,12 +819,11 @@ fn check_plain<'t>(
 }
 
 /// Settles the rows of a block's parts in order (the record index is the one thing that needs
-/// order), counting them into `ingest`, and returns the accepted ones.
-fn settle(
-    ingest: &mut FileIngest,
-    source_file: &str,
+/// order): `each` sees every row with its verdict; the accepted rows come back as one batch.
+fn decide<'t>(
     checker: &mut RowChecker,
-    parts: Vec<CheckedPart<'_>>,
+    parts: Vec<CheckedPart<'t>>,
+    mut each: impl FnMut(&Rows<'t>, usize, RowVerdict),
 ) -> PolarsResult<Option<Batch>> {
     let mut at = Vec::new();
     for (index, part) in parts.iter().enumerate() {
@@ -852,36 +842,21 @@ fn settle(
     for part in parts {
         let CheckedPart { rows, columns, .. } = part;
         for row in 0..rows.len() {
-            ingest.rows += 1;
             let Some(verdict) = verdicts.next() else {
                 unreachable!("a verdict per row");
             };
             keep.push(matches!(verdict, RowVerdict::Accepted { .. }));
-            match verdict {
-                RowVerdict::Accepted {
-                    month,
-                    late,
-                    id_hash,
-                    content_hash,
-                    ..
-                } => {
-                    ingest.accepted += 1;
-                    meta.push(id_hash, content_hash, month, late);
-                }
-                RowVerdict::Duplicate => ingest.duplicates += 1,
-                RowVerdict::Rejected(reason, detail) => {
-                    let fields = rows.fields(row);
-                    ingest.rejections.push(Rejection {
-                        source_file: source_file.to_owned(),
-                        line: Some(rows.lines[row]),
-                        record_id: fields[0].to_owned(),
-                        reason,
-                        detail,
-                        raw: rows.raw(row).into_owned(),
-                        fields: Some(fields.map(str::to_owned)),
-                    })
-                }
+            if let RowVerdict::Accepted {
+                month,
+                late,
+                id_hash,
+                content_hash,
+                ..
+            } = verdict
+            {
+                meta.push(id_hash, content_hash, month, late);
             }
+            each(&rows, row, verdict);
         }
         match &mut frame {
             Some(frame) => {
@@ -900,6 +875,34 @@ fn settle(
         frame = frame.filter(&BooleanChunked::from_slice("keep".into(), &keep))?;
     }
     Ok(Some(Batch { frame, meta }))
+}
+
+/// `decide` for a file's block, counting its rows into `ingest`.
+fn settle(
+    ingest: &mut FileIngest,
+    source_file: &str,
+    checker: &mut RowChecker,
+    parts: Vec<CheckedPart<'_>>,
+) -> PolarsResult<Option<Batch>> {
+    decide(checker, parts, |rows, row, verdict| {
+        ingest.rows += 1;
+        match verdict {
+            RowVerdict::Accepted { .. } => ingest.accepted += 1,
+            RowVerdict::Duplicate => ingest.duplicates += 1,
+            RowVerdict::Rejected(reason, detail) => {
+                let fields = rows.fields(row);
+                ingest.rejections.push(Rejection {
+                    source_file: source_file.to_owned(),
+                    line: Some(rows.lines[row]),
+                    record_id: fields[0].to_owned(),
+                    reason,
+                    detail,
+                    raw: rows.raw(row).into_owned(),
+                    fields: Some(fields.map(str::to_owned)),
+                })
+            }
+        }
+    })
 }
 
 /// A record as one CSV line, quoted where needed.
@@ -1237,43 +1240,39 @@ pub enum RetryResolution {
 /// Segments of the rows ingested now, and what became of each retried rejection (by id).
 pub type RetryOutcome = (Vec<Segment>, Vec<(i64, RetryResolution)>);
 
-/// Checks retried rows again, before any new file (SPEC §7.16).
+/// Checks retried rows again, before any new file (SPEC §7.16), in their order, through the
+/// same checks and segments as a file's rows: one part per run of rows from the same file.
 pub fn retry_rows(rows: &[PendingRow], checker: &mut RowChecker) -> PolarsResult<RetryOutcome> {
-    let mut builder = SegmentBuilder::new();
     let mut segments = Vec::new();
     let mut resolutions = Vec::with_capacity(rows.len());
-    for row in rows {
-        let fields: [&str; 7] = std::array::from_fn(|i| row.fields[i].as_str());
-        let resolution = match checker.check(&fields) {
-            RowVerdict::Accepted {
-                amount_micro,
-                month,
-                late,
-                id_hash,
-                content_hash,
-            } => {
-                builder.push(AcceptedLine {
-                    fields,
-                    source_file: &row.source_file,
-                    line: row.line,
-                    amount_micro,
-                    month,
-                    late,
-                    id_hash,
-                    content_hash,
-                });
-                RetryResolution::Resolved
+    for same_file in rows.chunk_by(|a, b| a.source_file == b.source_file) {
+        for batch in same_file.chunks(SEGMENT_ROWS) {
+            let mut owned = Rows::default();
+            for row in batch {
+                let fields: [&str; 7] = std::array::from_fn(|i| row.fields[i].as_str());
+                owned
+                    .push_owned(fields, None, row.line)
+                    .map_err(|e| PolarsError::ComputeError(e.into()))?;
             }
-            RowVerdict::Duplicate => RetryResolution::Resolved,
-            RowVerdict::Rejected(reason, detail) => RetryResolution::StillRejected(reason, detail),
-        };
-        resolutions.push((row.rejection_id, resolution));
-        if builder.len() >= SEGMENT_ROWS {
-            segments.push(builder.take()?);
+            let part = CheckedPart::new(checker, owned, &batch[0].source_file)?;
+            let mut pending = batch.iter();
+            let accepted = decide(checker, vec![part], |_, _, verdict| {
+                let resolution = match verdict {
+                    RowVerdict::Accepted { .. } | RowVerdict::Duplicate => {
+                        RetryResolution::Resolved
+                    }
+                    RowVerdict::Rejected(reason, detail) => {
+                        RetryResolution::StillRejected(reason, detail)
+                    }
+                };
+                if let Some(row) = pending.next() {
+                    resolutions.push((row.rejection_id, resolution));
+                }
+            })?;
+            if let Some(accepted) = accepted {
+                segments.push(accepted.encode()?);
+            }
         }
-    }
-    if !builder.is_empty() {
-        segments.push(builder.take()?);
     }
     Ok((segments, resolutions))
 }

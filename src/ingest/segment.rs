@@ -1,7 +1,6 @@
 //! Revenue segments: ingested lines stored columnar (Parquet, zstd) as one blob per chunk in
 //! the store, with their record keys beside them. SQL never holds one row per revenue line.
 
-use std::collections::BTreeMap;
 use std::io::Cursor;
 
 use polars::prelude::*;
@@ -35,108 +34,6 @@ pub struct Segment {
     pub months: Vec<(Period, bool, u64)>,
     pub rows: u64,
     pub late_rows: u64,
-}
-
-/// Accumulates accepted lines column by column.
-pub struct SegmentBuilder {
-    text: [StringChunkedBuilder; 7],
-    /// Source files as runs of (file, lines): one file per segment but for retried rows.
-    source_files: Vec<(String, usize)>,
-    amount_micro: Vec<i64>,
-    line: Vec<i64>,
-    late: Vec<bool>,
-    keys: Vec<u8>,
-    months: BTreeMap<(Period, bool), u64>,
-}
-
-/// What the builder records of one accepted line besides its seven fields.
-pub struct AcceptedLine<'a> {
-    pub fields: [&'a str; 7],
-    pub source_file: &'a str,
-    pub line: u64,
-    pub amount_micro: i64,
-    pub month: Period,
-    pub late: bool,
-    pub id_hash: u128,
-    pub content_hash: u64,
-}
-
-impl Default for SegmentBuilder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl SegmentBuilder {
-    pub fn new() -> Self {
-        Self {
-            text: REVENUE_COLUMNS.map(|n| StringChunkedBuilder::new(n.into(), 1024)),
-            source_files: Vec::new(),
-            amount_micro: Vec::new(),
-            line: Vec::new(),
-            late: Vec::new(),
-            keys: Vec::new(),
-            months: BTreeMap::new(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.line.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.line.is_empty()
-    }
-
-    pub fn push(&mut self, accepted: AcceptedLine<'_>) {
-        for (builder, value) in self.text.iter_mut().zip(accepted.fields) {
-            builder.append_value(value);
-        }
-        match self.source_files.last_mut() {
-            Some((file, lines)) if file == accepted.source_file => *lines += 1,
-            _ => self.source_files.push((accepted.source_file.to_owned(), 1)),
-        }
-        self.amount_micro.push(accepted.amount_micro);
-        self.line.push(accepted.line as i64);
-        self.late.push(accepted.late);
-        self.keys.extend_from_slice(&accepted.id_hash.to_le_bytes());
-        self.keys
-            .extend_from_slice(&accepted.content_hash.to_le_bytes());
-        *self
-            .months
-            .entry((accepted.month, accepted.late))
-            .or_default() += 1;
-    }
-
-    /// Encodes the lines so far as a segment and starts afresh.
-    pub fn take(&mut self) -> PolarsResult<Segment> {
-        let full = std::mem::take(self);
-        let rows = full.line.len();
-        let mut columns: Vec<Column> = full
-            .text
-            .into_iter()
-            .map(|b| b.finish().into_column())
-            .collect();
-        let mut source_file = StringChunked::full_null("source_file".into(), 0);
-        for (file, lines) in &full.source_files {
-            source_file.append(&StringChunked::full("source_file".into(), file, *lines))?;
-        }
-        columns.push(source_file.into_column());
-        columns
-            .push(Int64Chunked::from_vec("amount_micro".into(), full.amount_micro).into_column());
-        columns.push(Int64Chunked::from_vec("line".into(), full.line).into_column());
-        columns.push(BooleanChunked::from_slice("late".into(), &full.late).into_column());
-        let frame = DataFrame::new(rows, columns)?;
-        let meta = SegmentMeta {
-            keys: full.keys,
-            months: full
-                .months
-                .into_iter()
-                .map(|((month, late), n)| (month, late, n))
-                .collect(),
-        };
-        encode(frame, meta)
-    }
 }
 
 /// What a segment records besides its columns: record keys and rows per (month, late).
