@@ -20,8 +20,8 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 
 use super::lookup::IdIndex;
 use super::rows::{
-    BLOCK_BYTES, PlainBlock, PlainCsvBlocks, Rows, column_positions, is_plain_csv, split_lines,
-    split_plain,
+    BLOCK_BYTES, PlainBlock, PlainCsvBlocks, PlainScan, Rows, column_positions, is_plain_csv,
+    split_lines, split_plain,
 };
 use super::segment::{self, REVENUE_COLUMNS, SEGMENT_ROWS, Segment, SegmentMeta};
 use super::{MasterData, Program};
@@ -51,6 +51,8 @@ pub struct RevenueFile {
     pub source_file: String,
     pub path: PathBuf,
     pub sha256: String,
+    /// Whether it is plain CSV (`rows::is_plain_csv`), when hashing found out already.
+    pub plain: Option<bool>,
 }
 
 /// Files in `data_dir/revenue`, in file-name order (SPEC §7.16), with their content hashes.
@@ -58,7 +60,9 @@ pub struct RevenueFile {
 pub fn list_revenue_files(data_dir: &Path) -> std::io::Result<Vec<RevenueFile>> {
     let mut files = list_revenue_files_unhashed(data_dir)?;
     for file in &mut files {
-        file.sha256 = sha256_of_file(&file.path)?;
+        let (sha256, plain) = hash_file(&file.path)?;
+        file.sha256 = sha256;
+        file.plain = Some(plain);
     }
     Ok(files)
 }
@@ -81,14 +85,17 @@ pub fn list_revenue_files_unhashed(data_dir: &Path) -> std::io::Result<Vec<Reven
             source_file: format!("revenue/{name}"),
             path: entry.path(),
             sha256: String::new(),
+            plain: None,
         });
     }
     files.sort_by(|a, b| a.source_file.cmp(&b.source_file));
     Ok(files)
 }
 
-fn sha256_of_file(path: &Path) -> std::io::Result<String> {
+/// The file's SHA-256, and whether it is plain CSV, in one read.
+fn hash_file(path: &Path) -> std::io::Result<(String, bool)> {
     let mut hasher = Sha256::new();
+    let mut scan = PlainScan::default();
     let mut file = File::open(path)?;
     let mut buffer = vec![0u8; 1 << 20];
     loop {
@@ -97,12 +104,14 @@ fn sha256_of_file(path: &Path) -> std::io::Result<String> {
             break;
         }
         hasher.update(&buffer[..n]);
+        scan.feed(&buffer[..n]);
     }
-    Ok(hasher
+    let sha256 = hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect())
+        .collect();
+    Ok((sha256, scan.is_plain()))
 }
 
 /// Every `record_id` ever ingested, as (hash of the id -> hash of the seven fields). The 128-bit
@@ -704,7 +713,12 @@ impl<'f> FileReader<'f> {
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         let source = match extension.as_deref() {
-            Some("csv") if is_plain_csv(&file.path).map_err(|e| format!("cannot read: {e}"))? => {
+            Some("csv")
+                if file
+                    .plain
+                    .map_or_else(|| is_plain_csv(&file.path), Ok)
+                    .map_err(|e| format!("cannot read: {e}"))? =>
+            {
                 let (blocks, headers) = PlainCsvBlocks::open(&file.path)?;
                 let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
                 let positions = column_positions(&headers)?;
@@ -1145,6 +1159,7 @@ mod tests {
             source_file: format!("revenue/{name}"),
             path,
             sha256: String::new(),
+            plain: None,
         };
         let mut checker = RowChecker::new(&master, None, RecordIndex::default());
         let mut reader = FileReader::open(&file).unwrap();

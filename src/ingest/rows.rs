@@ -121,27 +121,56 @@ pub fn column_positions(headers: &[&str]) -> Result<[usize; 7], String> {
 pub fn is_plain_csv(path: &Path) -> std::io::Result<bool> {
     let mut file = File::open(path)?;
     let mut buffer = vec![0u8; 1 << 22];
-    let mut carry_cr = false;
+    let mut scan = PlainScan::default();
     loop {
         let n = file.read(&mut buffer)?;
         if n == 0 {
-            return Ok(!carry_cr);
+            return Ok(scan.is_plain());
         }
-        let chunk = &buffer[..n];
-        if carry_cr && chunk[0] != b'\n' {
+        scan.feed(&buffer[..n]);
+        if scan.quoted {
             return Ok(false);
         }
-        carry_cr = false;
+    }
+}
+
+/// `is_plain_csv` fed chunk by chunk, so that a pass that reads the file anyway (hashing it)
+/// can tell at no extra read.
+#[derive(Debug, Default)]
+pub struct PlainScan {
+    quoted: bool,
+    /// The last chunk ended in a carriage return: plain only if the next starts a line end.
+    carry_cr: bool,
+}
+
+impl PlainScan {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.quoted || chunk.is_empty() {
+            return;
+        }
+        if self.carry_cr && chunk[0] != b'\n' {
+            self.quoted = true;
+            return;
+        }
+        self.carry_cr = false;
         for at in memchr2_iter(b'"', b'\r', chunk) {
             if chunk[at] == b'"' {
-                return Ok(false);
+                self.quoted = true;
+                return;
             }
             match chunk.get(at + 1) {
                 Some(b'\n') => {}
-                Some(_) => return Ok(false),
-                None => carry_cr = true,
+                Some(_) => {
+                    self.quoted = true;
+                    return;
+                }
+                None => self.carry_cr = true,
             }
         }
+    }
+
+    pub fn is_plain(&self) -> bool {
+        !self.quoted && !self.carry_cr
     }
 }
 
@@ -444,6 +473,12 @@ mod tests {
         ] {
             std::fs::write(&path, text).unwrap();
             assert_eq!(is_plain_csv(&path).unwrap(), plain, "{text:?}");
+            // Fed a byte at a time, as hashing feeds its chunks: the same answer.
+            let mut scan = PlainScan::default();
+            for byte in text.as_bytes() {
+                scan.feed(std::slice::from_ref(byte));
+            }
+            assert_eq!(scan.is_plain(), plain, "{text:?} byte by byte");
         }
     }
 
