@@ -197,6 +197,7 @@ pub fn preview(
                 continue;
             }
             let mut computed_some = false;
+            let mut rejected_rows = Vec::new();
             // A computation error fails the preview (as it fails `run`); it is not the file's.
             let mut failed: Option<earnings::ComputeError> = None;
             let outcome = FileReader::open(file).and_then(|mut reader| {
@@ -206,6 +207,12 @@ pub fn preview(
                         || reader.next_batch(&mut checker),
                         || last.map(|batch| computer.compute_segment(&batch.frame, false)),
                     );
+                    let next = next.map(|step| {
+                        step.map(|step| {
+                            rejected_rows.extend(step.rejections);
+                            step.lines
+                        })
+                    });
                     match part {
                         Some(Ok(part)) => {
                             computer.merge(part);
@@ -217,9 +224,9 @@ pub fn preview(
                         }
                         None => {}
                     }
-                    last = next?;
-                    if last.is_none() {
-                        return Ok(reader.finish());
+                    match next? {
+                        Some(lines) => last = lines,
+                        None => return Ok(reader.finish()),
                     }
                 }
             });
@@ -232,9 +239,10 @@ pub fn preview(
                     summary.files_ingested += 1;
                     summary.rows += ingest.rows;
                     summary.accepted += ingest.accepted;
-                    summary.rejected += ingest.rejections.len() as u64;
+                    summary.rejected += ingest.rejected;
                     summary.duplicates += ingest.duplicates;
-                    exceptions.extend(ingest.rejections.into_iter().map(|r| ExceptionRow {
+                    rejected_rows.extend(ingest.rejections);
+                    exceptions.extend(rejected_rows.into_iter().map(|r| ExceptionRow {
                         source_file: r.source_file,
                         line: r.line,
                         record_id: r.record_id,
@@ -342,21 +350,32 @@ async fn ingest_file(
     let writer = loop {
         let started = std::time::Instant::now();
         let next = match reader.next_batch(checker) {
-            Ok(Some(batch)) => {
-                Ok(Some(batch.encode().with_context(|| {
-                    format!("encoding a segment of {}", file.source_file)
-                })?))
+            Ok(Some(step)) => {
+                let segment =
+                    match step.lines {
+                        Some(batch) => Some(batch.encode().with_context(|| {
+                            format!("encoding a segment of {}", file.source_file)
+                        })?),
+                        None => None,
+                    };
+                Ok(Some((segment, step.rejections)))
             }
-            other => other.map(|_| None),
+            Ok(None) => Ok(None),
+            Err(detail) => Err(detail),
         };
         checking += started.elapsed();
         let started = std::time::Instant::now();
         let mut writer = state.idle().await.with_context(storing)?;
         storing_time += started.elapsed();
         match next {
-            Ok(Some(segment)) => {
+            Ok(Some((segment, rejections))) => {
                 state = Writing::Busy(tokio::spawn(async move {
-                    writer.add_segment(segment).await?;
+                    if !rejections.is_empty() {
+                        writer.add_rejections(rejections).await?;
+                    }
+                    if let Some(segment) = segment {
+                        writer.add_segment(segment).await?;
+                    }
                     Ok(writer)
                 }));
             }
@@ -387,7 +406,7 @@ async fn ingest_file(
     let counts = FileCounts {
         rows: ingest.rows,
         accepted: ingest.accepted,
-        rejected: ingest.rejections.len() as u64,
+        rejected: ingest.rejected,
         duplicates: ingest.duplicates,
     };
     let started = std::time::Instant::now();

@@ -39,6 +39,9 @@ reason_enum! {
         DuplicateConflict => "DUPLICATE_CONFLICT",
         FxRateMissing => "FX_RATE_MISSING",
         FileRejected => "FILE_REJECTED",
+        // Not read exactly: another number of fields than the header, a NUL byte, a field or
+        // line past its limit (README, "Fail-closed rules").
+        MalformedRow => "MALFORMED_ROW",
     }
 }
 
@@ -52,7 +55,8 @@ impl RejectReason {
             | RejectReason::InvalidPeriod
             | RejectReason::MissingField
             | RejectReason::DuplicateConflict
-            | RejectReason::FileRejected => false,
+            | RejectReason::FileRejected
+            | RejectReason::MalformedRow => false,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod lookup;
 pub mod master;
+pub mod parquet;
 pub mod programs;
 pub mod revenue;
 pub mod rows;

@@ -19,9 +19,10 @@ use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 
 use super::lookup::IdIndex;
+use super::parquet;
 use super::rows::{
-    BLOCK_BYTES, PlainBlock, PlainCsvBlocks, PlainScan, Rows, column_positions, is_plain_csv,
-    split_lines, split_plain,
+    BLOCK_BYTES, MAX_DETAIL_BYTES, MAX_RAW_BYTES, PlainBlock, PlainCsvBlocks, PlainScan,
+    RowProblem, Rows, bounded, column_positions, is_plain_csv, split_lines, split_plain,
 };
 use super::segment::{self, REVENUE_COLUMNS, SEGMENT_ROWS, Segment, SegmentMeta};
 use super::{MasterData, Program};
@@ -571,10 +572,24 @@ fn content_hash(fields: &[&str; 7]) -> u64 {
 
 #[derive(Debug, Default)]
 pub struct FileIngest {
+    /// Rejections not yet handed out by `FileReader::next_batch`.
     pub rejections: Vec<Rejection>,
     pub rows: u64,
     pub accepted: u64,
+    /// Every rejected row of the file, handed out or not.
+    pub rejected: u64,
     pub duplicates: u64,
+}
+
+/// Rejected rows held in memory at most before `FileReader::next_batch` hands them out to be
+/// stored: a file of bad rows costs bounded memory (plus one block's rows).
+pub const REJECTION_BATCH: usize = 10_000;
+
+/// What `FileReader::next_batch` read: accepted lines, rejected rows to store, or both.
+#[derive(Default)]
+pub struct Step {
+    pub lines: Option<Batch>,
+    pub rejections: Vec<Rejection>,
 }
 
 /// One part of a block: its rows, what the row-local checks found, and the columns a segment
@@ -598,9 +613,14 @@ impl<'t> CheckedPart<'t> {
         text: Option<Vec<Column>>,
         source_file: &str,
     ) -> PolarsResult<Self> {
-        let prechecks: Vec<Precheck> = (0..rows.len())
+        let mut prechecks: Vec<Precheck> = (0..rows.len())
             .map(|row| checker.precheck(&rows.fields(row)))
             .collect();
+        // A row that cannot be read exactly is rejected whatever its fields look like.
+        for (row, problem) in &rows.problems {
+            prechecks[*row as usize] =
+                Precheck::Rejected(RejectReason::MalformedRow, problem.to_string());
+        }
         let height = rows.len();
         let mut columns: Vec<Column> = match text {
             Some(text) => text,
@@ -683,10 +703,12 @@ enum Source {
     Plain {
         blocks: PlainCsvBlocks,
         positions: [usize; 7],
+        header_fields: usize,
     },
     Quoted {
         reader: csv::Reader<BufReader<File>>,
         positions: [usize; 7],
+        header_fields: usize,
         lines: LineCounter,
     },
     /// Slices (first row, rows) along the file's row groups, in order.
@@ -722,28 +744,16 @@ impl<'f> FileReader<'f> {
                 let (blocks, headers) = PlainCsvBlocks::open(&file.path)?;
                 let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
                 let positions = column_positions(&headers)?;
-                Source::Plain { blocks, positions }
-            }
-            Some("csv") => open_quoted_csv(&file.path)?,
-            Some("parquet") => {
-                let handle = File::open(&file.path).map_err(|e| format!("cannot read: {e}"))?;
-                let mut reader = ParquetReader::new(handle);
-                let schema = reader
-                    .schema()
-                    .map_err(|e| format!("not a readable Parquet file: {e}"))?;
-                let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
-                column_positions(&names)?;
-                let groups: Vec<usize> = reader
-                    .get_metadata()
-                    .map_err(|e| format!("not a readable Parquet file: {e}"))?
-                    .row_groups
-                    .iter()
-                    .map(|g| g.num_rows())
-                    .collect();
-                Source::Parquet {
-                    slices: parquet_slices(&groups).into_iter(),
+                Source::Plain {
+                    blocks,
+                    positions,
+                    header_fields: headers.len(),
                 }
             }
+            Some("csv") => open_quoted_csv(&file.path)?,
+            Some("parquet") => Source::Parquet {
+                slices: parquet::open(&file.path)?.into_iter(),
+            },
             _ => return Err("not a CSV or Parquet file (expected .csv or .parquet)".to_owned()),
         };
         Ok(Self {
@@ -753,25 +763,42 @@ impl<'f> FileReader<'f> {
         })
     }
 
-    /// The accepted lines of the next block that has any, or `None` at the end of the file.
-    pub fn next_batch(&mut self, checker: &mut RowChecker) -> Result<Option<Batch>, String> {
+    /// The accepted lines of the next block that has any, with the rejected rows once
+    /// `REJECTION_BATCH` of them are pending; `None` at the end of the file (`finish` then has
+    /// the last rejections).
+    pub fn next_batch(&mut self, checker: &mut RowChecker) -> Result<Option<Step>, String> {
         loop {
             let source_file = self.file.source_file.as_str();
             let batch = match &mut self.source {
-                Source::Plain { blocks, positions } => {
+                Source::Plain {
+                    blocks,
+                    positions,
+                    header_fields,
+                } => {
                     let Some(block) = blocks.next_block()? else {
                         return Ok(None);
                     };
-                    let parts = check_plain(checker, &block, positions, source_file)
-                        .map_err(encode_error)?;
-                    settle(&mut self.ingest, source_file, checker, parts)
+                    if let Some(long) = &block.long_line {
+                        let mut rows = Rows::default();
+                        let problem = RowProblem::LineTooLong { bytes: long.bytes };
+                        rows.push_owned([""; 7], Some(&long.start), long.line, Some(problem))?;
+                        let parts =
+                            check_owned(checker, &rows, source_file).map_err(encode_error)?;
+                        settle(&mut self.ingest, source_file, checker, parts)
+                    } else {
+                        let parts =
+                            check_plain(checker, &block, positions, *header_fields, source_file)
+                                .map_err(encode_error)?;
+                        settle(&mut self.ingest, source_file, checker, parts)
+                    }
                 }
                 Source::Quoted {
                     reader,
                     positions,
+                    header_fields,
                     lines,
                 } => {
-                    let rows = read_quoted(reader, positions, lines)?;
+                    let rows = read_quoted(reader, positions, *header_fields, lines)?;
                     if rows.is_empty() {
                         return Ok(None);
                     }
@@ -782,14 +809,22 @@ impl<'f> FileReader<'f> {
                     let Some((offset, rows)) = slices.next() else {
                         return Ok(None);
                     };
-                    let frame = read_parquet_slice(&self.file.path, offset, rows)?;
+                    let frame = parquet::read_slice(&self.file.path, offset, rows)?;
                     let parts = check_parquet(checker, &frame, offset, source_file)?;
                     settle(&mut self.ingest, source_file, checker, parts)
                 }
             }
             .map_err(encode_error)?;
-            if batch.is_some() {
-                return Ok(batch);
+            let rejections = if self.ingest.rejections.len() >= REJECTION_BATCH {
+                std::mem::take(&mut self.ingest.rejections)
+            } else {
+                Vec::new()
+            };
+            if batch.is_some() || !rejections.is_empty() {
+                return Ok(Some(Step {
+                    lines: batch,
+                    rejections,
+                }));
             }
         }
     }
@@ -810,6 +845,7 @@ fn check_plain<'t>(
     checker: &RowChecker,
     block: &'t PlainBlock,
     positions: &[usize; 7],
+    header_fields: usize,
     source_file: &str,
 ) -> PolarsResult<Vec<CheckedPart<'t>>> {
     let mut first_line = block.first_line;
@@ -826,7 +862,7 @@ fn check_plain<'t>(
     ranges
         .into_par_iter()
         .map(|(range, line)| {
-            let rows = split_plain(&block.text, range, line, positions);
+            let rows = split_plain(&block.text, range, line, positions, header_fields);
             CheckedPart::new(checker, rows, source_file)
         })
         .collect()
@@ -904,15 +940,20 @@ fn settle(
             RowVerdict::Accepted { .. } => ingest.accepted += 1,
             RowVerdict::Duplicate => ingest.duplicates += 1,
             RowVerdict::Rejected(reason, detail) => {
+                ingest.rejected += 1;
                 let fields = rows.fields(row);
+                // A field past its limit makes a `MALFORMED_ROW`: the fields of every other
+                // rejection are bounded, and kept (retried reasons are checked again on them).
+                let kept =
+                    (reason != RejectReason::MalformedRow).then(|| fields.map(str::to_owned));
                 ingest.rejections.push(Rejection {
                     source_file: source_file.to_owned(),
                     line: Some(rows.lines[row]),
-                    record_id: fields[0].to_owned(),
+                    record_id: bounded(fields[0], MAX_DETAIL_BYTES).into_owned(),
                     reason,
-                    detail,
-                    raw: rows.raw(row).into_owned(),
-                    fields: Some(fields.map(str::to_owned)),
+                    detail: bounded(&detail, MAX_DETAIL_BYTES).into_owned(),
+                    raw: bounded(&rows.raw(row), MAX_RAW_BYTES).into_owned(),
+                    fields: kept,
                 })
             }
         }
@@ -958,16 +999,20 @@ fn open_quoted_csv(path: &Path) -> Result<Source, String> {
     Ok(Source::Quoted {
         reader,
         positions,
+        header_fields: headers.len(),
         lines: LineCounter::open(path).map_err(|e| format!("cannot read: {e}"))?,
     })
 }
 
 /// Physical line numbers of byte offsets, read forward through the file once: the `csv` crate
-/// does not count blank lines, and a line number must be the one an editor shows.
+/// does not count blank lines, and a line number must be the one an editor shows. A line ends
+/// at `\n`, `\r\n` or a lone `\r` (old Mac and some Excel exports), as the `csv` crate reads it.
 struct LineCounter {
     reader: BufReader<File>,
     at: u64,
     line: u64,
+    /// The last byte counted was a carriage return: a `\n` right after it ends no new line.
+    after_cr: bool,
 }
 
 impl LineCounter {
@@ -976,6 +1021,7 @@ impl LineCounter {
             reader: BufReader::with_capacity(1 << 16, File::open(path)?),
             at: 0,
             line: 1,
+            after_cr: false,
         })
     }
 
@@ -989,7 +1035,8 @@ impl LineCounter {
                 break;
             }
             let take = buffer.len().min((offset - self.at) as usize);
-            self.line += memchr::memchr_iter(b'\n', &buffer[..take]).count() as u64;
+            let (ends, after_cr) = line_ends(&buffer[..take], self.after_cr);
+            (self.line, self.after_cr) = (self.line + ends, after_cr);
             self.reader.consume(take);
             self.at += take as u64;
         }
@@ -997,8 +1044,10 @@ impl LineCounter {
         loop {
             let first = self.reader.fill_buf()?.first().copied();
             match first {
-                Some(b'\n') => self.line += 1,
-                Some(b'\r') => {}
+                Some(byte @ (b'\n' | b'\r')) => {
+                    let (ends, after_cr) = line_ends(&[byte], self.after_cr);
+                    (self.line, self.after_cr) = (self.line + ends, after_cr);
+                }
                 _ => break,
             }
             self.reader.consume(1);
@@ -1008,10 +1057,28 @@ impl LineCounter {
     }
 }
 
+/// How many lines end in `bytes` (`\n`, `\r\n` or a lone `\r`), and whether it ends in `\r`;
+/// `after_cr`: the byte before `bytes` was a carriage return.
+fn line_ends(bytes: &[u8], after_cr: bool) -> (u64, bool) {
+    let mut ends = 0;
+    for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+        let follows_cr = if at == 0 {
+            after_cr
+        } else {
+            bytes[at - 1] == b'\r'
+        };
+        if bytes[at] == b'\r' || !follows_cr {
+            ends += 1;
+        }
+    }
+    (ends, bytes.last().map_or(after_cr, |&b| b == b'\r'))
+}
+
 /// Up to a segment's worth of rows through the `csv` crate (files that quote).
 fn read_quoted(
     reader: &mut csv::Reader<BufReader<File>>,
     positions: &[usize; 7],
+    header_fields: usize,
     lines: &mut LineCounter,
 ) -> Result<Rows<'static>, String> {
     let mut record = csv::ByteRecord::new();
@@ -1041,66 +1108,14 @@ fn read_quoted(
             texts.push(std::str::from_utf8(field).map_err(|_| format!("not UTF-8 (line {line})"))?);
         }
         let fields = positions.map(|p| texts.get(p).copied().unwrap_or(""));
-        rows.push_owned(fields, Some(&csv_line(&texts)), line)?;
+        let problem = (texts.len() != header_fields).then_some(RowProblem::FieldCount {
+            found: texts.len(),
+            expected: header_fields,
+        });
+        let raw = csv_line(&texts);
+        rows.push_owned(fields, Some(&bounded(&raw, MAX_RAW_BYTES)), line, problem)?;
     }
     Ok(rows)
-}
-
-/// Slices of a Parquet file read at a time, along its row groups (a slice across two groups
-/// decodes both): small groups are read together, large ones in parts, so that memory stays
-/// bounded by about a segment whatever the file's layout.
-fn parquet_slices(groups: &[usize]) -> Vec<(usize, usize)> {
-    let mut slices = Vec::new();
-    let (mut start, mut rows) = (0, 0);
-    for &group in groups {
-        if group > 2 * SEGMENT_ROWS {
-            if rows > 0 {
-                slices.push((start, rows));
-            }
-            let mut offset = start + rows;
-            for part in (0..group).step_by(SEGMENT_ROWS) {
-                slices.push((offset, SEGMENT_ROWS.min(group - part)));
-                offset += SEGMENT_ROWS.min(group - part);
-            }
-            (start, rows) = (offset, 0);
-            continue;
-        }
-        rows += group;
-        if rows >= SEGMENT_ROWS {
-            slices.push((start, rows));
-            (start, rows) = (start + rows, 0);
-        }
-    }
-    if rows > 0 {
-        slices.push((start, rows));
-    }
-    slices
-}
-
-/// One slice of a Parquet file's rows, as text.
-fn read_parquet_slice(path: &Path, offset: usize, length: usize) -> Result<DataFrame, String> {
-    let handle = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-    let projection: Vec<String> = REVENUE_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
-    let frame = ParquetReader::new(handle)
-        .with_columns(Some(projection))
-        .with_slice(Some((offset, length)))
-        .finish()
-        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
-    let mut texts = Vec::with_capacity(7);
-    for name in REVENUE_COLUMNS {
-        let column = frame.column(name).map_err(|e| e.to_string())?;
-        if column.dtype().is_float() {
-            return Err(format!(
-                "column `{name}` is floating point; amounts and ids must be text or integers"
-            ));
-        }
-        texts.push(
-            column
-                .cast(&DataType::String)
-                .map_err(|e| format!("column `{name}` cannot be read as text: {e}"))?,
-        );
-    }
-    DataFrame::new(frame.height(), texts).map_err(|e| e.to_string())
 }
 
 /// A Parquet slice's rows, cut into a part per core, each part read out and checked there.
@@ -1119,33 +1134,17 @@ fn check_parquet(
         .into_par_iter()
         .map(|start| {
             let part = frame.slice(start as i64, size);
-            let rows = parquet_rows(&part, offset + start)?;
+            let rows = parquet::rows(&part, offset + start)?;
             let text = part.columns().to_vec();
             CheckedPart::with_text(checker, rows, Some(text), source_file).map_err(encode_error)
         })
         .collect()
 }
 
-/// Rows of a slice of text columns; `first_row` is its first row's place in the file.
-fn parquet_rows(frame: &DataFrame, first_row: usize) -> Result<Rows<'static>, String> {
-    let columns = frame
-        .columns()
-        .iter()
-        .map(|c| c.str().map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, String>>()?;
-    let mut rows = Rows::default();
-    let mut iters: Vec<_> = columns.iter().map(|c| c.iter()).collect();
-    for row in 0..frame.height() {
-        let fields: [&str; 7] = std::array::from_fn(|i| iters[i].next().flatten().unwrap_or(""));
-        // Parquet has no lines: row N (0-based) is reported as line N + 2, as under a header.
-        rows.push_owned(fields, None, (first_row + row) as u64 + 2)?;
-    }
-    Ok(rows)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::rows;
 
     /// Reads one revenue file against the fixtures' master data; returns (line, reason, raw)
     /// of each rejection and the number of accepted lines.
@@ -1163,10 +1162,18 @@ mod tests {
         };
         let mut checker = RowChecker::new(&master, None, RecordIndex::default());
         let mut reader = FileReader::open(&file).unwrap();
-        while reader.next_batch(&mut checker).unwrap().is_some() {}
+        let mut rejections = Vec::new();
+        while let Some(step) = reader.next_batch(&mut checker).unwrap() {
+            rejections.extend(step.rejections);
+        }
         let ingest = reader.finish();
-        let rejections = ingest
-            .rejections
+        rejections.extend(ingest.rejections);
+        assert_eq!(rejections.len() as u64, ingest.rejected);
+        assert_eq!(
+            ingest.rows,
+            ingest.accepted + ingest.rejected + ingest.duplicates
+        );
+        let rejections = rejections
             .into_iter()
             .map(|r| (r.line, r.reason, r.raw))
             .collect();
@@ -1206,30 +1213,183 @@ mod tests {
         );
     }
 
+    const HEADER: &str =
+        "record_id,partner_id,customer_id,product_category,billing_month,amount,currency\n";
+
+    fn reasons(rejections: &[(Option<u64>, RejectReason, String)]) -> Vec<(u64, RejectReason)> {
+        rejections
+            .iter()
+            .map(|(line, reason, _)| (line.unwrap_or(0), *reason))
+            .collect()
+    }
+
     #[test]
-    fn parquet_slices_follow_row_groups_and_cover_every_row() {
-        let s = SEGMENT_ROWS;
-        let cases: [&[usize]; 5] = [
-            &[],
-            &[10],
-            &[s + 5, s + 5],
-            &[1000; 600],
-            &[5 * s + 7, 3, s],
-        ];
-        for groups in cases {
-            let slices = parquet_slices(groups);
-            let mut next = 0;
-            for &(offset, rows) in &slices {
-                assert_eq!(offset, next, "{groups:?}");
-                assert!(rows > 0 && rows <= 2 * s + 2000, "{groups:?}: {rows}");
-                next += rows;
-            }
-            assert_eq!(next, groups.iter().sum::<usize>(), "{groups:?}");
+    fn a_row_with_another_field_count_than_the_header_is_rejected_whole_in_both_readers() {
+        // The issue's case: `amount` last, a thousands separator makes one field too many.
+        let header =
+            "billing_month,record_id,partner_id,customer_id,product_category,currency,amount\n";
+        let rows = "2026-10,T-0,1000001,C-001,azure,USD,10.00\n\
+                    2026-10,T-1,1000001,C-001,azure,USD,1,234.50\n\
+                    2026-10,T-2,1000001,C-001,azure,USD,-1,500.00\n\
+                    2026-10,T-3,1000001,C-001,azure,USD\n";
+        for (name, text) in [
+            ("plain.csv", format!("{header}{rows}")),
+            // A quoted field sends the file through the csv crate.
+            (
+                "quoted.csv",
+                format!("{header}\"2026-10\",T-9,1000001,C-001,azure,USD,1.00\n{rows}"),
+            ),
+        ] {
+            let (rejections, accepted) = read(name, &text);
+            let first = if name == "plain.csv" { 2 } else { 3 };
+            assert_eq!(accepted, if name == "plain.csv" { 1 } else { 2 }, "{name}");
+            assert_eq!(
+                reasons(&rejections),
+                vec![
+                    (first + 1, RejectReason::MalformedRow),
+                    (first + 2, RejectReason::MalformedRow),
+                    (first + 3, RejectReason::MalformedRow),
+                ],
+                "{name}"
+            );
+            assert_eq!(
+                rejections[0].2, "2026-10,T-1,1000001,C-001,azure,USD,1,234.50",
+                "{name}: raw as read"
+            );
+            assert_eq!(
+                rejections[2].2, "2026-10,T-3,1000001,C-001,azure,USD",
+                "{name}: never padded"
+            );
         }
-        assert_eq!(
-            parquet_slices(&[s + 5, s + 5]),
-            vec![(0, s + 5), (s + 5, s + 5)]
+    }
+
+    #[test]
+    fn a_column_named_twice_rejects_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            (
+                "a.csv",
+                "record_id,partner_id,customer_id,product_category,billing_month,amount,currency,amount\nR,1,C,azure,2026-10,1,USD,2\n",
+            ),
+            (
+                "b.csv",
+                "record_id,partner_id,customer_id,product_category,billing_month,amount,currency,region,region\n\"R\",1,C,azure,2026-10,1,USD,x,y\n",
+            ),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let file = RevenueFile {
+                source_file: format!("revenue/{name}"),
+                path,
+                sha256: String::new(),
+                plain: None,
+            };
+            let error = FileReader::open(&file).err().expect(name);
+            assert!(error.contains("appears more than once"), "{name}: {error}");
+        }
+        // Empty names, as a trailing comma leaves them, are not ambiguous.
+        let (rejections, accepted) = read(
+            "c.csv",
+            &format!(
+                "{}",
+                HEADER.replace('\n', ",,\n") + "R-1,1000001,C,azure,2026-10,1.00,USD,,\n"
+            ),
         );
+        assert_eq!((rejections.len(), accepted), (0, 1));
+    }
+
+    #[test]
+    fn nul_bytes_and_overlong_fields_are_malformed_rows_with_bounded_raw_text() {
+        let long = "x".repeat(rows::MAX_FIELD_BYTES + 1);
+        let huge = "y".repeat(200_000);
+        let text = format!(
+            "{HEADER}R-1,1000001,C\0,azure,2026-10,1.00,USD\nR-2,1000001,{long},azure,2026-10,1.00,USD\nR-3,1000001,{huge},azure,2026-10,1.00,USD\nR-4,1000001,C,azure,2026-10,1.00,USD\n"
+        );
+        for name in ["plain.csv", "quoted.csv"] {
+            let text = if name == "quoted.csv" {
+                text.replace("R-4", "\"R-4\"")
+            } else {
+                text.clone()
+            };
+            let (rejections, accepted) = read(name, &text);
+            assert_eq!(accepted, 1, "{name}");
+            assert_eq!(
+                reasons(&rejections),
+                vec![
+                    (2, RejectReason::MalformedRow),
+                    (3, RejectReason::MalformedRow),
+                    (4, RejectReason::MalformedRow)
+                ],
+                "{name}"
+            );
+            let raw = &rejections[2].2;
+            assert!(
+                raw.len() < rows::MAX_RAW_BYTES + 64,
+                "{name}: raw kept is bounded: {}",
+                raw.len()
+            );
+            assert!(raw.ends_with("bytes in all)"), "{name}: says it was cut");
+        }
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_rejected_alone_without_holding_it() {
+        let long = "z".repeat(rows::MAX_LINE_BYTES + 10);
+        let text = format!(
+            "{HEADER}R-1,1000001,C,azure,2026-10,1.00,USD\nR-2,1000001,{long},azure,2026-10,1.00,USD\nR-3,1000001,C,azure,2026-10,2.00,USD\n"
+        );
+        let (rejections, accepted) = read("long.csv", &text);
+        assert_eq!(accepted, 2);
+        assert_eq!(reasons(&rejections), vec![(3, RejectReason::MalformedRow)]);
+        assert!(rejections[0].2.starts_with("R-2,1000001,zzz"));
+        assert!(rejections[0].2.len() <= rows::MAX_RAW_BYTES + 64);
+    }
+
+    #[test]
+    fn carriage_return_line_ends_give_the_lines_an_editor_shows() {
+        let text = HEADER.replace('\n', "\r")
+            + "R-1,1000001,C,azure,2026-10,1.00,USD\r\rR-2,1000001,C,azure,2026-10,x,USD\r\nR-3,1000001,C,azure,2026-10,y,USD\r";
+        let (rejections, accepted) = read("cr.csv", &text);
+        assert_eq!(accepted, 1);
+        assert_eq!(
+            reasons(&rejections),
+            vec![
+                (4, RejectReason::InvalidAmount),
+                (5, RejectReason::InvalidAmount)
+            ]
+        );
+    }
+
+    #[test]
+    fn rejections_are_handed_out_in_bounded_batches() {
+        let mut text = HEADER.to_owned();
+        let bad = REJECTION_BATCH * 2 + 17;
+        for n in 0..bad {
+            text.push_str(&format!("R-{n},1000001,C,azure,2026-10,bad,USD\n"));
+        }
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let master = MasterData::load(&fixtures).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.csv");
+        std::fs::write(&path, text).unwrap();
+        let file = RevenueFile {
+            source_file: "revenue/bad.csv".into(),
+            path,
+            sha256: String::new(),
+            plain: None,
+        };
+        let mut checker = RowChecker::new(&master, None, RecordIndex::default());
+        let mut reader = FileReader::open(&file).unwrap();
+        let mut handed_out = 0;
+        while let Some(step) = reader.next_batch(&mut checker).unwrap() {
+            assert!(step.lines.is_none());
+            assert!(step.rejections.len() >= REJECTION_BATCH);
+            handed_out += step.rejections.len();
+        }
+        let ingest = reader.finish();
+        assert!(handed_out >= REJECTION_BATCH, "handed out before the end");
+        assert_eq!(handed_out + ingest.rejections.len(), bad);
+        assert_eq!(ingest.rejected as usize, bad);
     }
 }
 
@@ -1266,7 +1426,7 @@ pub fn retry_rows(rows: &[PendingRow], checker: &mut RowChecker) -> PolarsResult
             for row in batch {
                 let fields: [&str; 7] = std::array::from_fn(|i| row.fields[i].as_str());
                 owned
-                    .push_owned(fields, None, row.line)
+                    .push_owned(fields, None, row.line, None)
                     .map_err(|e| PolarsError::ComputeError(e.into()))?;
             }
             let part = CheckedPart::new(checker, owned, &batch[0].source_file)?;

@@ -1,7 +1,9 @@
 //! Revenue rows as text, a block at a time: the seven fields of each row as byte ranges into
 //! the block's text, with the row's line and its raw content. Plain CSV (no quote, no lone
 //! carriage return) is split here in parallel without copying; quoted CSV goes through the
-//! `csv` crate and Parquet through polars, both into the same shape.
+//! `csv` crate and Parquet through polars, both into the same shape. A row that cannot be read
+//! exactly (another number of fields than the header, a NUL byte, a field or line past its
+//! limit) keeps its problem next to it: it is rejected alone, never truncated or padded.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -16,6 +18,79 @@ use super::segment::REVENUE_COLUMNS;
 /// Bytes of CSV text read at a time: bounds memory whatever the file's size.
 pub const BLOCK_BYTES: usize = 16 << 20;
 
+/// The longest revenue field: ids, codes, months and amounts are short; anything longer is
+/// not a revenue field, and keeping it would multiply memory and the exceptions report.
+pub const MAX_FIELD_BYTES: usize = 1024;
+
+/// A plain CSV line longer than this is rejected alone without being held in memory whole
+/// (lines shorter than a block are read whole; their fields are then bounded by
+/// `MAX_FIELD_BYTES`).
+pub const MAX_LINE_BYTES: usize = BLOCK_BYTES;
+
+/// Bytes of a rejected row's raw text kept for the exceptions report, and of its detail.
+pub const MAX_RAW_BYTES: usize = 4096;
+pub const MAX_DETAIL_BYTES: usize = 1024;
+
+/// `text` cut to at most `limit` bytes (at a character boundary), saying how long it was.
+pub fn bounded(text: &str, limit: usize) -> Cow<'_, str> {
+    if text.len() <= limit {
+        return Cow::Borrowed(text);
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}… ({} bytes in all)", &text[..end], text.len()))
+}
+
+/// Why a row cannot be read exactly; it is rejected as `MALFORMED_ROW`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowProblem {
+    /// Another number of fields than the header has.
+    FieldCount { found: usize, expected: usize },
+    /// A NUL byte in one of the seven revenue fields.
+    NulByte { column: &'static str },
+    /// A revenue field longer than `MAX_FIELD_BYTES`.
+    FieldTooLong { column: &'static str, bytes: usize },
+    /// A line longer than `MAX_LINE_BYTES`; only its start is kept.
+    LineTooLong { bytes: u64 },
+}
+
+impl std::fmt::Display for RowProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowProblem::FieldCount { found, expected } => {
+                write!(f, "the row has {found} fields, the header has {expected}")
+            }
+            RowProblem::NulByte { column } => write!(f, "`{column}` contains a NUL byte"),
+            RowProblem::FieldTooLong { column, bytes } => write!(
+                f,
+                "`{column}` is {bytes} bytes long, more than the limit of {MAX_FIELD_BYTES}"
+            ),
+            RowProblem::LineTooLong { bytes } => write!(
+                f,
+                "the line is {bytes} bytes long, more than the limit of {MAX_LINE_BYTES}"
+            ),
+        }
+    }
+}
+
+/// The first problem of a row's seven fields (NUL byte, length), if any.
+pub fn field_problem(fields: &[&str; 7]) -> Option<RowProblem> {
+    for (field, column) in fields.iter().zip(REVENUE_COLUMNS) {
+        if field.len() > MAX_FIELD_BYTES {
+            return Some(RowProblem::FieldTooLong {
+                column,
+                bytes: field.len(),
+            });
+        }
+        if memchr(0, field.as_bytes()).is_some() {
+            return Some(RowProblem::NulByte { column });
+        }
+    }
+    None
+}
+
 /// A byte range into a block's text.
 pub type Span = (u32, u32);
 
@@ -29,6 +104,8 @@ pub struct Rows<'t> {
     /// has no text of its own, so none is kept for the rows that are not rejected).
     pub raw: Vec<Option<Span>>,
     pub lines: Vec<u64>,
+    /// Rows that cannot be read exactly, by row index, in order (few or none).
+    pub problems: Vec<(u32, RowProblem)>,
 }
 
 impl<'t> Rows<'t> {
@@ -71,6 +148,12 @@ impl<'t> Rows<'t> {
                 fields: self.fields[start..end].to_vec(),
                 raw: self.raw[start..end].to_vec(),
                 lines: self.lines[start..end].to_vec(),
+                problems: self
+                    .problems
+                    .iter()
+                    .filter(|(row, _)| (start..end).contains(&(*row as usize)))
+                    .map(|(row, problem)| (*row - start as u32, problem.clone()))
+                    .collect(),
             });
             start = end;
         }
@@ -78,13 +161,19 @@ impl<'t> Rows<'t> {
     }
 
     /// Appends a row whose fields are owned elsewhere (quoted CSV, Parquet); `raw: None` for
-    /// the fields joined by commas. Fails if the rows' text would pass 4 GiB (spans are 32-bit).
+    /// the fields joined by commas; `problem`: what the reader found wrong with the row
+    /// (the fields' own problems are checked here). Fails if the rows' text would pass 4 GiB
+    /// (spans are 32-bit).
     pub fn push_owned(
         &mut self,
         fields: [&str; 7],
         raw: Option<&str>,
         line: u64,
+        problem: Option<RowProblem>,
     ) -> Result<(), String> {
+        if let Some(problem) = problem.or_else(|| field_problem(&fields)) {
+            self.problems.push((self.len() as u32, problem));
+        }
         let adding = fields.iter().map(|f| f.len()).sum::<usize>() + raw.map_or(0, str::len);
         if self.text.len() + adding > u32::MAX as usize {
             return Err(format!("line {line}: more than 4 GiB of text in one block"));
@@ -104,8 +193,16 @@ impl<'t> Rows<'t> {
     }
 }
 
-/// Column positions of the seven fields in a header.
+/// Column positions of the seven fields in a header. A column named twice is ambiguous and
+/// rejects the file (empty names, which spreadsheets leave after a trailing comma, excepted).
 pub fn column_positions(headers: &[&str]) -> Result<[usize; 7], String> {
+    for (at, name) in headers.iter().enumerate() {
+        if !name.is_empty() && headers[..at].contains(name) {
+            return Err(format!(
+                "column `{name}` appears more than once in the header"
+            ));
+        }
+    }
     let mut positions = [0usize; 7];
     for (slot, column) in positions.iter_mut().zip(REVENUE_COLUMNS) {
         *slot = headers
@@ -178,6 +275,7 @@ impl PlainScan {
 pub struct PlainCsvBlocks {
     reader: BufReader<File>,
     block_bytes: usize,
+    max_line_bytes: usize,
     carry: Vec<u8>,
     /// The line number of the next block's first line.
     next_line: u64,
@@ -188,6 +286,16 @@ pub struct PlainCsvBlocks {
 pub struct PlainBlock {
     pub text: String,
     pub first_line: u64,
+    /// A line longer than `MAX_LINE_BYTES`, read past but not kept; the block's text is then
+    /// empty.
+    pub long_line: Option<LongLine>,
+}
+
+/// A line too long to hold: where it is, how long, and its start (for the exceptions report).
+pub struct LongLine {
+    pub line: u64,
+    pub bytes: u64,
+    pub start: String,
 }
 
 impl PlainCsvBlocks {
@@ -205,6 +313,7 @@ impl PlainCsvBlocks {
         let mut blocks = Self {
             reader: BufReader::with_capacity(1 << 16, file),
             block_bytes: block_bytes.max(1),
+            max_line_bytes: MAX_LINE_BYTES.max(block_bytes),
             carry: Vec::new(),
             next_line: 1,
             done: false,
@@ -257,19 +366,21 @@ impl PlainCsvBlocks {
                     self.done = true;
                 }
             }
+            // A plain file's line ends are record ends: the partial last line waits.
+            if let Some(end) = memchr::memrchr(b'\n', &bytes) {
+                if !self.done {
+                    self.carry = bytes.split_off(end + 1);
+                }
+                break;
+            }
+            // No line end: all of it is the start of one line.
+            if bytes.len() >= self.max_line_bytes {
+                return self.skip_long_line(bytes).map(Some);
+            }
             if self.done {
                 break;
             }
-            // A plain file's line ends are record ends: the partial last line waits.
-            if let Some(end) = memchr::memrchr(b'\n', &bytes) {
-                self.carry = bytes.split_off(end + 1);
-                break;
-            }
             target *= 2;
-            if target > u32::MAX as usize {
-                // Spans are 32-bit: a block stops short of 4 GiB.
-                return Err(format!("line {}: longer than 2 GiB", self.next_line));
-            }
         }
         let first_line = self.next_line;
         self.next_line += memchr_iter(b'\n', &bytes).count() as u64;
@@ -278,7 +389,48 @@ impl PlainCsvBlocks {
             let line = first_line + memchr_iter(b'\n', &e.as_bytes()[..valid]).count() as u64;
             format!("not UTF-8 (line {line})")
         })?;
-        Ok(Some(PlainBlock { text, first_line }))
+        Ok(Some(PlainBlock {
+            text,
+            first_line,
+            long_line: None,
+        }))
+    }
+
+    /// Reads past the rest of a line whose first `start.len()` bytes are read already, keeping
+    /// only its beginning: memory stays bounded whatever the line's length.
+    fn skip_long_line(&mut self, start: Vec<u8>) -> Result<PlainBlock, String> {
+        use std::io::BufRead;
+        let line = self.next_line;
+        let mut bytes = start.len() as u64;
+        while !self.done {
+            let buffer = self
+                .reader
+                .fill_buf()
+                .map_err(|e| format!("cannot read: {e}"))?;
+            if buffer.is_empty() {
+                self.done = true;
+                break;
+            }
+            if let Some(at) = memchr(b'\n', buffer) {
+                bytes += at as u64;
+                self.reader.consume(at + 1);
+                break;
+            }
+            let length = buffer.len();
+            bytes += length as u64;
+            self.reader.consume(length);
+        }
+        self.next_line += 1;
+        let kept = &start[..start.len().min(MAX_RAW_BYTES)];
+        Ok(PlainBlock {
+            text: String::new(),
+            first_line: line,
+            long_line: Some(LongLine {
+                line,
+                bytes,
+                start: String::from_utf8_lossy(kept).into_owned(),
+            }),
+        })
     }
 }
 
@@ -305,14 +457,18 @@ pub fn split_lines(text: &str, parts: usize) -> Vec<Range<usize>> {
 }
 
 /// Splits the lines of `range` into rows. Lines are numbered from `first_line` (the line of
-/// the range's first byte); blank lines are skipped, as the `csv` crate does.
+/// the range's first byte); blank lines are skipped, as the `csv` crate does. A line with
+/// another number of fields than `header_fields` is kept with its problem.
 pub fn split_plain<'t>(
     text: &'t str,
     range: Range<usize>,
     first_line: u64,
     positions: &[usize; 7],
+    header_fields: usize,
 ) -> Rows<'t> {
     let bytes = text.as_bytes();
+    // One pass over the part finds whether any row needs the NUL check at all.
+    let has_nul = memchr(0, &bytes[range.clone()]).is_some();
     let widest = positions.iter().copied().max().unwrap_or(0);
     let mut rows = Rows {
         text: Cow::Borrowed(text),
@@ -343,6 +499,20 @@ pub fn split_plain<'t>(
         }
         count += 1;
         let spans = positions.map(|p| if p < count { found[p] } else { (0, 0) });
+        let longest = spans.iter().map(|(s, e)| e - s).max().unwrap_or(0) as usize;
+        let problem = if count != header_fields {
+            Some(RowProblem::FieldCount {
+                found: count,
+                expected: header_fields,
+            })
+        } else if has_nul || longest > MAX_FIELD_BYTES {
+            field_problem(&spans.map(|(s, e)| &text[s as usize..e as usize]))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            rows.problems.push((rows.lines.len() as u32, problem));
+        }
         rows.fields.push(spans);
         rows.raw.push(Some((start as u32, end as u32)));
         rows.lines.push(line);
@@ -408,7 +578,7 @@ mod tests {
             let mut first_line = block.first_line;
             for range in split_lines(&block.text, parts) {
                 let lines = memchr_iter(b'\n', &block.text.as_bytes()[range.clone()]).count();
-                let rows = split_plain(&block.text, range, first_line, &positions);
+                let rows = split_plain(&block.text, range, first_line, &positions, headers.len());
                 for row in 0..rows.len() {
                     out.push((rows.fields(row).map(str::to_owned), rows.lines[row]));
                 }

@@ -787,6 +787,11 @@ impl FileWriter {
         Store::insert_segments(&mut self.tx, &self.sha256, vec![segment]).await
     }
 
+    /// Stores a batch of the file's rejected rows (`revenue::REJECTION_BATCH` at a time).
+    pub async fn add_rejections(&mut self, rejections: Vec<Rejection>) -> StoreResult<()> {
+        Store::insert_rejections(&mut self.tx, &self.run_id, &self.sha256, rejections).await
+    }
+
     /// Records the file's counts and rejected rows and commits the file.
     pub async fn finish(mut self, ingest: FileIngest) -> StoreResult<()> {
         sqlx::query(
@@ -795,7 +800,7 @@ impl FileWriter {
         )
         .bind(ingest.rows as i64)
         .bind(ingest.accepted as i64)
-        .bind(ingest.rejections.len() as i64)
+        .bind(ingest.rejected as i64)
         .bind(ingest.duplicates as i64)
         .bind(self.sha256.clone())
         .execute(&mut *self.tx)
