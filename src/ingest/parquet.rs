@@ -142,7 +142,10 @@ pub fn read_slice(path: &Path, offset: usize, length: usize) -> Result<DataFrame
         for name in REVENUE_COLUMNS {
             let column = frame.column(name).map_err(|e| e.to_string())?;
             // `open` checked the file's types; a slice decoded as anything else is refused too.
+            // Dictionary-encoded text (pyarrow's `dictionary_encode`, pandas categoricals)
+            // comes as a categorical.
             if !(column.dtype().is_string()
+                || column.dtype().is_categorical()
                 || column.dtype().is_integer()
                 || column.dtype().is_decimal()
                 || column.dtype().is_null())

@@ -1290,10 +1290,7 @@ mod tests {
         // Empty names, as a trailing comma leaves them, are not ambiguous.
         let (rejections, accepted) = read(
             "c.csv",
-            &format!(
-                "{}",
-                HEADER.replace('\n', ",,\n") + "R-1,1000001,C,azure,2026-10,1.00,USD,,\n"
-            ),
+            &(HEADER.replace('\n', ",,\n") + "R-1,1000001,C,azure,2026-10,1.00,USD,,\n"),
         );
         assert_eq!((rejections.len(), accepted), (0, 1));
     }

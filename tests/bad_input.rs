@@ -1,0 +1,167 @@
+//! Revenue as users really send it, through the real binary: rows that cannot be read exactly,
+//! and Parquet files as DuckDB, pyarrow and polars write them (`tests/inputs/parquet/`, made by
+//! `scripts/make-parquet-inputs.py`). Nothing is guessed, nothing panics, the run goes on.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{Backend, Env, assert_report, backends, expected};
+
+/// `exceptions.csv` rows of one source file: (line, reason, detail).
+fn exceptions_of(env: &Env, source_file: &str) -> Vec<(String, String, String)> {
+    let text = env.report("2026-10", "exceptions.csv");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| &r[0] == source_file)
+        .map(|r| (r[1].to_owned(), r[3].to_owned(), r[4].to_owned()))
+        .collect()
+}
+
+/// `revenue_lines` of `eligibility.csv` by partner.
+fn revenue_lines(text: &str) -> BTreeMap<String, u64> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    reader
+        .records()
+        .map(|r| r.unwrap())
+        .map(|r| (r[0].to_owned(), r[5].parse().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_row_with_one_field_too_many_is_rejected_and_moves_no_money() {
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        // `amount` is the last column of this file: `1,234.50` makes an eighth field.
+        env.append_data(
+            "revenue/2026-09-billing.csv",
+            "2026-10,T-1,1000001,C-001,azure,USD,1,234.50\n2026-10,T-2,1000001,C-001,azure,USD,-1,500.00\n",
+        );
+        env.ok(&["run", "--period", "2026-10"]);
+        let rows = exceptions_of(&env, "revenue/2026-09-billing.csv");
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        for (row, raw_amount) in rows.iter().zip(["1,234.50", "-1,500.00"]) {
+            assert_eq!(row.1, "MALFORMED_ROW", "{row:?}");
+            assert_eq!(row.2, "the row has 8 fields, the header has 7", "{row:?}");
+            let exceptions = env.report("2026-10", "exceptions.csv");
+            assert!(
+                exceptions.contains(raw_amount),
+                "raw text shown: {exceptions}"
+            );
+        }
+        // Neither `1` nor `-1` was ingested: the payouts are those of the fixtures.
+        assert_report(
+            &env.report("2026-10", "payouts.csv"),
+            &expected("draft-2026-10").join("payouts.csv"),
+        );
+    }
+}
+
+/// What each Parquet input must give: `None` for three lines accepted with no exception, or the
+/// exceptions expected of the file (line, reason, a word of the detail).
+fn parquet_expectations() -> Vec<(
+    &'static str,
+    Vec<(&'static str, &'static str, &'static str)>,
+)> {
+    let file_rejected = |word| vec![("", "FILE_REJECTED", word)];
+    let accepted = Vec::new;
+    vec![
+        ("duckdb-decimal-bigint.parquet", accepted()),
+        ("duckdb-decimal-int.parquet", accepted()),
+        ("polars-decimal-uint32.parquet", accepted()),
+        ("pyarrow-int32-decimal128.parquet", accepted()),
+        ("pyarrow-int8-decimal32.parquet", accepted()),
+        ("pyarrow-uint16-decimal64.parquet", accepted()),
+        ("pyarrow-uint64-decimal-scale6.parquet", accepted()),
+        ("pyarrow-dictionary.parquet", accepted()),
+        ("pyarrow-string-view.parquet", accepted()),
+        (
+            "duckdb-decimal-scale8.parquet",
+            vec![
+                ("2", "INVALID_AMOUNT", "more than 6 decimal places"),
+                ("3", "INVALID_AMOUNT", "more than 6 decimal places"),
+                ("4", "INVALID_AMOUNT", "more than 6 decimal places"),
+            ],
+        ),
+        (
+            "pyarrow-null-amount.parquet",
+            vec![("3", "MISSING_FIELD", "amount")],
+        ),
+        ("duckdb-hugeint-ids.parquet", file_rejected("partner_id")),
+        (
+            "pyarrow-float-amount.parquet",
+            file_rejected("floating point"),
+        ),
+        ("pyarrow-date-month.parquet", file_rejected("billing_month")),
+        ("pyarrow-decimal256.parquet", file_rejected("38 digits")),
+        ("pyarrow-bool-column.parquet", file_rejected("customer_id")),
+        ("pyarrow-binary-id.parquet", file_rejected("record_id")),
+    ]
+}
+
+#[tokio::test]
+async fn parquet_as_duckdb_pyarrow_and_polars_write_it_is_read_exactly_or_refused_by_file() {
+    let inputs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inputs/parquet");
+    let baseline = revenue_lines(
+        &std::fs::read_to_string(expected("draft-2026-10").join("eligibility.csv")).unwrap(),
+    );
+    let expectations = parquet_expectations();
+    let listed = std::fs::read_dir(&inputs).unwrap().count();
+    assert_eq!(
+        listed,
+        expectations.len(),
+        "every input file has an expectation"
+    );
+    for (name, expected_rows) in expectations {
+        let env = Env::new(Backend::Sqlite).await;
+        std::fs::copy(inputs.join(name), env.data.join("revenue").join(name)).unwrap();
+        let output = env.payout(&["run", "--period", "2026-10"]);
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let rows = exceptions_of(&env, &format!("revenue/{name}"));
+        assert_eq!(rows.len(), expected_rows.len(), "{name}: {rows:?}");
+        for (row, (line, reason, word)) in rows.iter().zip(&expected_rows) {
+            assert_eq!((row.0.as_str(), row.1.as_str()), (*line, *reason), "{name}");
+            assert!(row.2.contains(word), "{name}: `{}` names `{word}`", row.2);
+        }
+        let lines = revenue_lines(&env.report("2026-10", "eligibility.csv"));
+        let added = |partner: &str| lines[partner] - baseline[partner];
+        let accepted = match expected_rows.first().map(|r| r.1) {
+            None => (2, 1),
+            Some("MISSING_FIELD") => (1, 1),
+            Some(_) => (0, 0),
+        };
+        assert_eq!((added("1000001"), added("1000006")), accepted, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_decimal_parquet_file_is_drafted_and_closed_on_both_backends() {
+    let inputs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inputs/parquet");
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        // This file alone, so that Contoso's earning is the file's: 6% of 1000.50 - 200.25.
+        for entry in std::fs::read_dir(env.data.join("revenue")).unwrap() {
+            std::fs::remove_file(entry.unwrap().path()).unwrap();
+        }
+        let name = "duckdb-decimal-bigint.parquet";
+        std::fs::copy(inputs.join(name), env.data.join("revenue").join(name)).unwrap();
+        env.ok(&["run", "--period", "2026-10"]);
+        let draft = env.report("2026-10", "payouts.csv");
+        env.ok(&["close", "--period", "2026-10"]);
+        assert_eq!(draft, env.report("2026-10", "payouts.csv"), "{backend:?}");
+        let contoso = draft.lines().find(|l| l.starts_with("1000001,")).unwrap();
+        // 48.015 rounds half-even to 48.02.
+        assert_eq!(
+            contoso.split(',').nth(5),
+            Some("48.02"),
+            "{backend:?}: {contoso}"
+        );
+    }
+}
