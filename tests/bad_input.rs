@@ -60,12 +60,11 @@ async fn a_row_with_one_field_too_many_is_rejected_and_moves_no_money() {
     }
 }
 
-/// What each Parquet input must give: `None` for three lines accepted with no exception, or the
-/// exceptions expected of the file (line, reason, a word of the detail).
-fn parquet_expectations() -> Vec<(
-    &'static str,
-    Vec<(&'static str, &'static str, &'static str)>,
-)> {
+/// What each Parquet input must give: no exception (its three lines accepted), or the
+/// exceptions expected of a file: (line, reason, a word of the detail).
+type Expected = Vec<(&'static str, &'static str, &'static str)>;
+
+fn parquet_expectations() -> Vec<(&'static str, Expected)> {
     let file_rejected = |word| vec![("", "FILE_REJECTED", word)];
     let accepted = Vec::new;
     vec![
