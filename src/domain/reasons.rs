@@ -29,7 +29,9 @@ macro_rules! reason_enum {
 }
 
 reason_enum! {
-    /// Why a revenue row or file was rejected (SPEC §2, §7.2).
+    /// Why a revenue row or file was rejected (SPEC §2, §7.2), or, for `PARTNER_MISSING`, why
+    /// a partner's money is kept out of the period (removed from partners.csv with a balance or
+    /// unbooked lines).
     RejectReason {
         InvalidAmount => "INVALID_AMOUNT",
         InvalidCurrency => "INVALID_CURRENCY",
@@ -39,6 +41,7 @@ reason_enum! {
         DuplicateConflict => "DUPLICATE_CONFLICT",
         FxRateMissing => "FX_RATE_MISSING",
         FileRejected => "FILE_REJECTED",
+        PartnerMissing => "PARTNER_MISSING",
     }
 }
 
@@ -52,7 +55,8 @@ impl RejectReason {
             | RejectReason::InvalidPeriod
             | RejectReason::MissingField
             | RejectReason::DuplicateConflict
-            | RejectReason::FileRejected => false,
+            | RejectReason::FileRejected
+            | RejectReason::PartnerMissing => false,
         }
     }
 }
