@@ -371,7 +371,9 @@ mod tests {
             balance: None,
             lines: MissingLines::default(),
         };
-        assert!(ensure_no_missing_lines(period("2026-11"), &[balance_only.clone()]).is_ok());
+        assert!(
+            ensure_no_missing_lines(period("2026-11"), std::slice::from_ref(&balance_only)).is_ok()
+        );
         let with_lines = MissingPartner {
             partner_id: "1000006".into(),
             balance: None,

@@ -617,13 +617,14 @@ async fn ensure_matches_draft(
 }
 
 /// Lists the partners missing from partners.csv that still have money in the store as open
-/// `PARTNER_MISSING` exceptions (replacing the previous list). Returns whether it changed.
+/// `PARTNER_MISSING` exceptions (replacing the previous list; nothing is written when it is
+/// the same).
 async fn record_missing_partners(
     store: &Store,
     master: &MasterData,
     run_id: &str,
     computation: &PeriodComputation,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<()> {
     let partners_sha256 = master
         .files
         .iter()
@@ -637,10 +638,11 @@ async fn record_missing_partners(
     for (partner_id, detail) in &missing {
         tracing::warn!(partner_id, detail, "partner missing from partners.csv");
     }
-    Ok(store
+    store
         .sync_missing_partners(run_id, partners_sha256, &missing)
         .await
-        .context("recording partners missing from partners.csv")?)
+        .context("recording partners missing from partners.csv")?;
+    Ok(())
 }
 
 /// The `detail` of a `PARTNER_MISSING` exception: what the store keeps, with the currency.
@@ -716,12 +718,7 @@ pub async fn run(
             &staged.join(LINE_REPORT),
         )
         .await?;
-        // Listing missing partners writes to the store: the fingerprint is taken after it.
-        let fingerprint =
-            match record_missing_partners(store, &master, run_id, &computation).await? {
-                true => draft_fingerprint(store, &master, period).await?,
-                false => fingerprint,
-            };
+        record_missing_partners(store, &master, run_id, &computation).await?;
         let exceptions = store.open_exceptions().await?;
         reports::write_period_reports(&staged, &computation, &exceptions)
             .with_context(|| format!("writing reports to {}", staged.display()))?;

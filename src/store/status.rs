@@ -407,14 +407,17 @@ pub fn render_status(report: &StatusReport) -> String {
 impl Store {
     /// A digest of everything a draft depends on in the store: ingested segments, rejections
     /// and closes. Any ingest, retry or close changes it.
+    /// `PARTNER_MISSING` rows are left out: they follow from the rest and the master data,
+    /// and listing them must not make the draft that listed them look stale.
     pub async fn ledger_version(&self) -> super::StoreResult<String> {
         let row = sqlx::query(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM revenue_segments), \
-                    (SELECT COALESCE(MAX(id), 0) FROM rejections), \
-                    (SELECT COUNT(*) FROM rejections WHERE status = 'open'), \
+                    (SELECT COALESCE(MAX(id), 0) FROM rejections WHERE reason <> $1), \
+                    (SELECT COUNT(*) FROM rejections WHERE status = 'open' AND reason <> $1), \
                     (SELECT COUNT(*) FROM period_closes), \
                     (SELECT COALESCE(MAX(closed_at_ms), 0) FROM period_closes)",
         )
+        .bind(RejectReason::PartnerMissing.code().to_owned())
         .fetch_one(self.pool())
         .await?;
         let parts: Vec<i64> = (0..5)
