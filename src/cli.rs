@@ -48,6 +48,9 @@ pub struct Cli {
     /// Log format on standard error.
     #[arg(long, env = "PAYOUT_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// IANA time zone whose date decides whether a period has ended (`close`). Default `UTC`.
+    #[arg(long, env = "PAYOUT_TIME_ZONE", global = true)]
+    pub time_zone: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -74,12 +74,21 @@ pub async fn execute(
                 }
             })
         }
-        Command::Close { period } => Ok(match period_run::close(store, &paths, period).await? {
-            CloseResult::Closed { statements, emails } => {
-                format!("{period} closed: {statements} statement(s), {emails} email(s) queued")
-            }
-            CloseResult::AlreadyClosed => format!("{period} is already closed; nothing changed"),
-        }),
+        Command::Close { period } => {
+            let today = crate::close_guard::Today::now(settings.time_zone);
+            Ok(
+                match period_run::close(store, &paths, period, today).await? {
+                    CloseResult::Closed { statements, emails } => {
+                        format!(
+                            "{period} closed: {statements} statement(s), {emails} email(s) queued"
+                        )
+                    }
+                    CloseResult::AlreadyClosed => {
+                        format!("{period} is already closed; nothing changed")
+                    }
+                },
+            )
+        }
         Command::Send {
             connections,
             retry_base_ms,

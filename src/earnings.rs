@@ -2,7 +2,7 @@
 //! -> settlements. Works column by column over the stored revenue segments; rounding is done
 //! only through `domain::money` at the places the SPEC names.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::FxHashMap;
 
@@ -97,12 +97,34 @@ pub struct FxGap {
     pub detail: String,
 }
 
+/// Ingested lines of a partner that is no longer in partners.csv, which the period would book.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MissingLines {
+    /// Lines of the period's own month.
+    pub own: u64,
+    /// Late lines of a closed month, not yet booked.
+    pub late: u64,
+}
+
+/// A partner no longer in partners.csv with money in the store: a non-zero balance left by
+/// the last close, or lines the period would book. Nothing of it is settled; it stays in the
+/// store until the partner is back (`PARTNER_MISSING`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingPartner {
+    pub partner_id: String,
+    /// The stored balance, when it is not zero.
+    pub balance: Option<StoredBalance>,
+    pub lines: MissingLines,
+}
+
 #[derive(Debug)]
 pub struct PeriodComputation {
     pub period: Period,
     pub payouts: Vec<PartnerFigures>,
     pub eligibility: Vec<EligibilityRow>,
     pub fx_gaps: Vec<FxGap>,
+    /// Sorted by partner id.
+    pub missing_partners: Vec<MissingPartner>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +350,7 @@ pub struct PeriodComputer<'m> {
     rates: FxHashMap<usize, &'m Rate>,
     interner: Interner,
     fx_gaps: Vec<FxGap>,
+    missing_lines: BTreeMap<String, MissingLines>,
 }
 
 /// One segment's share of the period.
@@ -338,6 +361,7 @@ pub struct SegmentPart<'m> {
     texts: FewTexts,
     rates: Vec<(usize, &'m Rate)>,
     fx_gaps: Vec<FxGap>,
+    missing_lines: FxHashMap<String, MissingLines>,
     lines: DataFrame,
 }
 
@@ -380,6 +404,7 @@ impl<'m> PeriodComputer<'m> {
             rates: FxHashMap::default(),
             interner: Interner::default(),
             fx_gaps: Vec::new(),
+            missing_lines: BTreeMap::new(),
         })
     }
 
@@ -453,6 +478,7 @@ impl<'m> PeriodComputer<'m> {
             texts: FewTexts::default(),
             rates: Vec::new(),
             fx_gaps: Vec::new(),
+            missing_lines: FxHashMap::default(),
             lines: DataFrame::empty(),
         };
         let mut other_months: FxHashMap<(u32, Period), bool> = FxHashMap::default();
@@ -485,10 +511,16 @@ impl<'m> PeriodComputer<'m> {
                 None => self.partner_index.get(pid),
             };
             let Some(index) = found else {
-                tracing::warn!(
-                    partner_id = pid,
-                    "ingested line of a partner no longer in partners.csv is skipped"
-                );
+                // Not settled, and not lost: the period lists the partner (PARTNER_MISSING)
+                // and a close refuses to book these lines.
+                let missing = match part.missing_lines.get_mut(pid) {
+                    Some(missing) => missing,
+                    None => part.missing_lines.entry(pid.to_owned()).or_default(),
+                };
+                match booking {
+                    Booking::Earned => missing.own += 1,
+                    Booking::Adjustment => missing.late += 1,
+                }
                 mask.push(false);
                 continue;
             };
@@ -633,6 +665,11 @@ impl<'m> PeriodComputer<'m> {
         }
         self.rates.extend(part.rates);
         self.fx_gaps.extend(part.fx_gaps);
+        for (partner_id, lines) in part.missing_lines {
+            let total = self.missing_lines.entry(partner_id).or_default();
+            total.own += lines.own;
+            total.late += lines.late;
+        }
         part.lines
     }
 
@@ -740,11 +777,36 @@ impl<'m> PeriodComputer<'m> {
                 categories,
             });
         }
+        let mut missing: BTreeMap<String, MissingPartner> = self
+            .missing_lines
+            .into_iter()
+            .map(|(partner_id, lines)| {
+                let partner = MissingPartner {
+                    partner_id: partner_id.clone(),
+                    balance: None,
+                    lines,
+                };
+                (partner_id, partner)
+            })
+            .collect();
+        for (partner_id, stored) in balances {
+            if !stored.balances.is_zero() && !self.master.partners.contains_key(partner_id) {
+                missing
+                    .entry(partner_id.clone())
+                    .or_insert_with(|| MissingPartner {
+                        partner_id: partner_id.clone(),
+                        balance: None,
+                        lines: MissingLines::default(),
+                    })
+                    .balance = Some(*stored);
+            }
+        }
         Ok(PeriodComputation {
             period: self.period,
             payouts,
             eligibility: eligibility_rows,
             fx_gaps: self.fx_gaps,
+            missing_partners: missing.into_values().collect(),
         })
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod campaigns;
 pub mod cli;
+pub mod close_guard;
 pub mod commands;
 pub mod domain;
 pub mod earnings;

@@ -11,10 +11,12 @@ use polars::prelude::DataFrame;
 use rayon::prelude::*;
 use tokio::task::JoinHandle;
 
+use crate::close_guard::{self, Fingerprint, Today};
+use crate::domain::money::format_minor;
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
-use crate::earnings::{self, Detail, PeriodComputation};
+use crate::earnings::{self, Detail, MissingPartner, PeriodComputation};
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
 use crate::ingest::revenue::{self, FileReader, RecordIndex, RowChecker};
@@ -25,7 +27,8 @@ use crate::notify::templates::Language;
 use crate::progress;
 use crate::reports;
 use crate::store::{
-    CloseOutcome, ClosePlan, ExceptionRow, FileWriter, OutboxMessage, Store, StoreResult,
+    CloseOutcome, ClosePlan, ExceptionRow, FileWriter, MISSING_PARTNER_SOURCE, OutboxMessage,
+    Store, StoreResult,
 };
 
 /// The line-level report of a period.
@@ -568,6 +571,128 @@ async fn with_run<T>(
     result.map(|(value, _)| value)
 }
 
+/// Records a run that failed before it could start (master data unreadable or inconsistent),
+/// with its one-line reason, so that `status` shows it; returns the failure.
+async fn failed_before_start(
+    store: &Store,
+    command: &str,
+    period: Period,
+    failure: anyhow::Error,
+) -> anyhow::Error {
+    let detail = format!("{failure:#}").replace('\n', " ");
+    let recorded = async {
+        let run_id = store.start_run(command, Some(period)).await?;
+        store.finish_run(&run_id, "failed", &detail).await
+    };
+    // The failure is what the operator needs; a failure to record it is only logged.
+    if let Err(record) = recorded.await {
+        tracing::error!(error = %record, "could not record the failed run");
+    }
+    failure
+}
+
+/// What a draft of `period` is computed from, now (see `close_guard::Fingerprint`).
+async fn draft_fingerprint(
+    store: &Store,
+    master: &MasterData,
+    period: Period,
+) -> anyhow::Result<Fingerprint> {
+    Ok(Fingerprint::new(
+        period,
+        store.ledger_version().await?,
+        &master.files,
+    ))
+}
+
+/// Refuses a close whose figures would differ from the latest draft of the period; a period
+/// never drafted closes as it is (SPEC §6 allows `close` without a `run`).
+async fn ensure_matches_draft(
+    store: &Store,
+    master: &MasterData,
+    period: Period,
+    revenue: &[InputFile],
+) -> anyhow::Result<()> {
+    let Some(draft) = store.last_draft(&period.to_string()).await? else {
+        return Ok(());
+    };
+    let reviewed = Fingerprint::parse(&draft.fingerprint).with_context(|| {
+        format!(
+            "the fingerprint of draft run {} cannot be read",
+            draft.run_id
+        )
+    })?;
+    let current = draft_fingerprint(store, master, period).await?;
+    if reviewed == current {
+        return Ok(());
+    }
+    let comparison = close_guard::DraftComparison {
+        draft: &reviewed,
+        current: &current,
+        draft_inputs: &store.run_inputs(&draft.run_id).await?,
+        current_revenue: revenue,
+        retried_rows: store.retried_rows_since(&draft).await?,
+    };
+    Ok(close_guard::ensure_matches_draft(period, &comparison)?)
+}
+
+/// Lists the partners missing from partners.csv that still have money in the store as open
+/// `PARTNER_MISSING` exceptions (replacing the previous list; nothing is written when it is
+/// the same).
+async fn record_missing_partners(
+    store: &Store,
+    master: &MasterData,
+    run_id: &str,
+    computation: &PeriodComputation,
+) -> anyhow::Result<()> {
+    let partners_sha256 = master
+        .files
+        .iter()
+        .find(|f| f.name == MISSING_PARTNER_SOURCE)
+        .map_or("", |f| f.sha256.as_str());
+    let missing: Vec<(String, String)> = computation
+        .missing_partners
+        .iter()
+        .map(|m| (m.partner_id.clone(), missing_partner_detail(m)))
+        .collect();
+    for (partner_id, detail) in &missing {
+        tracing::warn!(partner_id, detail, "partner missing from partners.csv");
+    }
+    store
+        .sync_missing_partners(run_id, partners_sha256, &missing)
+        .await
+        .context("recording partners missing from partners.csv")?;
+    Ok(())
+}
+
+/// The `detail` of a `PARTNER_MISSING` exception: what the store keeps, with the currency.
+fn missing_partner_detail(missing: &MissingPartner) -> String {
+    let mut kept = Vec::new();
+    if let Some(stored) = &missing.balance {
+        let money = |amount: rust_decimal::Decimal| match stored.currency.minor_units() {
+            Some(minor) => format_minor(amount, minor),
+            None => amount.to_string(),
+        };
+        kept.push(format!(
+            "held {} {currency}, carried {} {currency}",
+            money(stored.balances.held),
+            money(stored.balances.carried),
+            currency = stored.currency.code(),
+        ));
+    }
+    let lines = missing.lines.own + missing.lines.late;
+    if lines > 0 {
+        kept.push(format!(
+            "{lines} revenue line(s) not booked ({} of the period, {} late)",
+            missing.lines.own, missing.lines.late
+        ));
+    }
+    format!(
+        "partner {} is not in partners.csv; kept in the store, untouched by close, until it is back: {}",
+        missing.partner_id,
+        kept.join("; ")
+    )
+}
+
 /// `payout run --period P`: ingest, compute and write the draft reports. Changes no balance
 /// and sends nothing (SPEC §4).
 pub async fn run(
@@ -575,7 +700,10 @@ pub async fn run(
     paths: &Paths,
     period: Period,
 ) -> anyhow::Result<(RunOutcome, IngestSummary)> {
-    let master = load_master(&paths.data_dir)?;
+    let master = match load_master(&paths.data_dir) {
+        Ok(master) => master,
+        Err(e) => return Err(failed_before_start(store, "run", period, e).await),
+    };
     let lease = store.acquire_lease(LEDGER_LEASE, LEDGER_LEASE_WAIT).await?;
     let result = with_run(store, "run", period, &master.files, async |run_id| {
         let (summary, inputs) = ingest(store, &master, &paths.data_dir, run_id).await?;
@@ -585,14 +713,7 @@ pub async fn run(
         }
         let period_text = period.to_string();
         // Nothing the draft depends on changed since the last one: its reports stand as they are.
-        let mut fingerprint = format!(
-            "{}|{period}|{}",
-            env!("CARGO_PKG_VERSION"),
-            store.ledger_version().await?
-        );
-        for file in &master.files {
-            fingerprint.push_str(&format!("|{}={}", file.name, file.sha256));
-        }
+        let fingerprint = draft_fingerprint(store, &master, period).await?;
         let published = paths
             .reports_dir
             .join(&period_text)
@@ -600,9 +721,9 @@ pub async fn run(
             .exists();
         if published
             && store.last_draft_fingerprint(&period_text).await?.as_deref()
-                == Some(fingerprint.as_str())
+                == Some(fingerprint.text().as_str())
         {
-            store.set_fingerprint(run_id, &fingerprint).await?;
+            store.set_fingerprint(run_id, &fingerprint.text()).await?;
             return Ok(((RunOutcome::Unchanged, summary), inputs));
         }
         reports::remove_stale_staging(&paths.reports_dir, &period_text)?;
@@ -616,13 +737,14 @@ pub async fn run(
             &staged.join(LINE_REPORT),
         )
         .await?;
+        record_missing_partners(store, &master, run_id, &computation).await?;
         let exceptions = store.open_exceptions().await?;
         reports::write_period_reports(&staged, &computation, &exceptions)
             .with_context(|| format!("writing reports to {}", staged.display()))?;
         failpoint("run-before-publish");
         reports::publish(&paths.reports_dir, &period_text, &staged)
             .context("publishing reports")?;
-        store.set_fingerprint(run_id, &fingerprint).await?;
+        store.set_fingerprint(run_id, &fingerprint.text()).await?;
         let outcome = RunOutcome::Draft {
             partners: computation.payouts.len(),
             exceptions: exceptions.len() + computation.fx_gaps.len(),
@@ -659,8 +781,21 @@ pub fn statement_recipients(master: &MasterData, partner_id: &str) -> Vec<(Strin
 }
 
 /// `payout close --period P`: finalise P in one transaction and queue its statements (SPEC §4).
-pub async fn close(store: &Store, paths: &Paths, period: Period) -> anyhow::Result<CloseResult> {
-    let master = load_master(&paths.data_dir)?;
+/// Refused, with nothing changed, while P has not ended on `today` (a closed period stays a
+/// no-op, SPEC §7.14).
+pub async fn close(
+    store: &Store,
+    paths: &Paths,
+    period: Period,
+    today: Today,
+) -> anyhow::Result<CloseResult> {
+    if store.close_id(period).await?.is_none() {
+        close_guard::ensure_ended(period, &today)?;
+    }
+    let master = match load_master(&paths.data_dir) {
+        Ok(master) => master,
+        Err(e) => return Err(failed_before_start(store, "close", period, e).await),
+    };
     let lease = store.acquire_lease(LEDGER_LEASE, LEDGER_LEASE_WAIT).await?;
     let result = close_locked(store, paths, &master, period).await;
     lease.release().await?;
@@ -699,9 +834,12 @@ async fn close_locked(
             if let Some(open) = store.earlier_open_revenue(basis, period).await? {
                 bail!("cannot close {period}: the earlier period {open} has revenue and is still open; close it first");
             }
+            ensure_matches_draft(store, master, period, &inputs).await?;
             let close_id = uuid::Uuid::new_v4().to_string();
             let staged = reports::staging_dir(&paths.reports_dir, &period_text, &format!("close-{close_id}"));
             let (computation, late_segments) = compute(store, master, period, Detail::Statements, &staged.join(LINE_REPORT)).await?;
+            record_missing_partners(store, master, run_id, &computation).await?;
+            close_guard::ensure_no_missing_lines(period, &computation.missing_partners)?;
             if let Some(gap) = computation.fx_gaps.first() {
                 bail!(
                     "cannot close {period}: {} ingested line(s) have no FX rate any more (first: {} line {}: {})",

@@ -19,6 +19,8 @@ pub struct Settings {
     pub mail_dir: PathBuf,
     pub mail_from: String,
     pub log_format: LogFormat,
+    /// The zone whose calendar date says whether a period has ended (`close`).
+    pub time_zone: chrono_tz::Tz,
 }
 
 /// `payout.toml`: the same names as the flags, all optional.
@@ -32,6 +34,7 @@ struct FileSettings {
     mail_dir: Option<PathBuf>,
     mail_from: Option<String>,
     log_format: Option<LogFormat>,
+    time_zone: Option<String>,
 }
 
 impl Settings {
@@ -69,8 +72,23 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
+            time_zone: match (&cli.time_zone, file.time_zone) {
+                (Some(flag), _) => parse_time_zone(flag).map_err(|e| {
+                    anyhow::anyhow!("--time-zone (or PAYOUT_TIME_ZONE) `{flag}`: {e}")
+                })?,
+                (None, Some(key)) => parse_time_zone(&key).map_err(|e| {
+                    anyhow::anyhow!("{}: time_zone `{key}`: {e}", cli.config.display())
+                })?,
+                (None, None) => chrono_tz::UTC,
+            },
         })
     }
+}
+
+/// An IANA zone name, spelled exactly (`Europe/Dublin`, `UTC`).
+fn parse_time_zone(name: &str) -> Result<chrono_tz::Tz, &'static str> {
+    name.parse()
+        .map_err(|_| "not an IANA time zone name (for example `UTC` or `Europe/Dublin`)")
 }
 
 fn read_file_settings(path: &Path) -> anyhow::Result<FileSettings> {

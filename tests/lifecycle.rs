@@ -223,8 +223,12 @@ async fn bad_master_data_fails_before_anything_is_written() {
         "one-line reason: {stderr}"
     );
     assert!(!env.reports.exists(), "no report may be written");
+    // The failed run is recorded, with its reason, and nothing else.
     let status = env.status_json();
-    assert_eq!(status["runs"].as_array().unwrap().len(), 0);
+    let runs = status["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["outcome"], "failed");
+    assert!(runs[0]["inputs"].as_array().unwrap().is_empty());
     assert_eq!(
         status["periods"].as_array().unwrap().len(),
         0,

@@ -29,7 +29,9 @@ macro_rules! reason_enum {
 }
 
 reason_enum! {
-    /// Why a revenue row or file was rejected (SPEC §2, §7.2).
+    /// Why a revenue row or file was rejected (SPEC §2, §7.2), or, for `PARTNER_MISSING`, why
+    /// a partner's money is kept out of the period (removed from partners.csv with a balance or
+    /// unbooked lines).
     RejectReason {
         InvalidAmount => "INVALID_AMOUNT",
         InvalidCurrency => "INVALID_CURRENCY",
@@ -42,6 +44,7 @@ reason_enum! {
         // Not read exactly: another number of fields than the header, a NUL byte, a field or
         // line past its limit (README, "Fail-closed rules").
         MalformedRow => "MALFORMED_ROW",
+        PartnerMissing => "PARTNER_MISSING",
     }
 }
 
@@ -56,7 +59,8 @@ impl RejectReason {
             | RejectReason::MissingField
             | RejectReason::DuplicateConflict
             | RejectReason::FileRejected
-            | RejectReason::MalformedRow => false,
+            | RejectReason::MalformedRow
+            | RejectReason::PartnerMissing => false,
         }
     }
 }

@@ -18,7 +18,7 @@ use sqlx::{AnyPool, Row};
 pub use jobs::{FireClaim, JobFireSummary};
 pub use lease::Lease;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, WaveProgress};
-pub use status::{JobStatus, StatusReport, render_status};
+pub use status::{DraftRecord, JobStatus, StatusReport, render_status};
 
 use crate::domain::money::Currency;
 use crate::domain::period::Period;
@@ -36,6 +36,8 @@ const INSERT_BATCH_ROWS: usize = 200;
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 60_000;
 /// Connections per process: one writer at a time is all the engine needs, plus readers.
 const MAX_CONNECTIONS: u32 = 4;
+/// The `source_file` of a `PARTNER_MISSING` exception: the file the partner is missing from.
+pub const MISSING_PARTNER_SOURCE: &str = "partners.csv";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -547,6 +549,80 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Replaces the open `PARTNER_MISSING` rows by `missing` ((partner id, detail), in partner
+    /// order), in one transaction, found by `run_id` in the partners.csv of `partners_sha256`.
+    /// Nothing is written when they are the same, so an unchanged re-run leaves the store as
+    /// it is; a partner that is back leaves the list. Returns whether anything changed.
+    pub async fn sync_missing_partners(
+        &self,
+        run_id: &str,
+        partners_sha256: &str,
+        missing: &[(String, String)],
+    ) -> StoreResult<bool> {
+        let reason = RejectReason::PartnerMissing.code();
+        let mut tx = self.pool.begin().await?;
+        let open: Vec<String> = sqlx::query(
+            "SELECT detail FROM rejections WHERE status = 'open' AND reason = $1 ORDER BY id",
+        )
+        .bind(reason.to_owned())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+        if open.iter().eq(missing.iter().map(|(_, detail)| detail)) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE rejections SET status = 'resolved', resolved_run_id = $1 WHERE status = 'open' AND reason = $2",
+        )
+        .bind(run_id.to_owned())
+        .bind(reason.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        let rows = missing
+            .iter()
+            .map(|(partner_id, detail)| {
+                vec![
+                    Arg::Text(MISSING_PARTNER_SOURCE.to_owned()),
+                    Arg::Text(partners_sha256.to_owned()),
+                    Arg::OptInt(None),
+                    Arg::Text(String::new()),
+                    Arg::Text(reason.to_owned()),
+                    Arg::Text(detail.clone()),
+                    Arg::Text(String::new()),
+                    // The partner, for `status` (record_id stays empty: no revenue row is meant).
+                    Arg::OptText(Some(
+                        serde_json::json!({ "partner_id": partner_id }).to_string(),
+                    )),
+                    Arg::Text("open".into()),
+                    Arg::Text(run_id.to_owned()),
+                ]
+            })
+            .collect();
+        Self::insert_rows(
+            &mut tx,
+            "rejections",
+            &[
+                "source_file",
+                "file_sha256",
+                "line",
+                "record_id",
+                "reason",
+                "detail",
+                "raw",
+                "fields",
+                "status",
+                "run_id",
+            ],
+            rows,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     // ---- periods ----------------------------------------------------------------------

@@ -6,7 +6,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Store, StoreResult};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::reasons::RejectReason;
+use crate::ingest::master::InputFile;
 
 /// How many recent runs `status` shows.
 const RECENT_RUNS: i64 = 10;
@@ -28,6 +30,14 @@ pub struct PeriodStatus {
     pub closed_at: Option<String>,
     pub revenue_lines: u64,
     pub totals: Vec<CurrencyTotals>,
+}
+
+/// A published draft: its run, fingerprint and start.
+#[derive(Debug, Clone)]
+pub struct DraftRecord {
+    pub run_id: String,
+    pub fingerprint: String,
+    pub started_at_ms: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,6 +64,9 @@ pub struct StatusReport {
     pub runs: Vec<RunStatus>,
     /// Open exceptions by reason code.
     pub exceptions: BTreeMap<String, u64>,
+    /// Partners missing from partners.csv whose money the store keeps (`PARTNER_MISSING`), as
+    /// the latest run found them.
+    pub partners_missing: Vec<MissingPartnerStatus>,
     /// Outbox messages by status (queued, sent, failed).
     pub outbox: BTreeMap<String, u64>,
     /// Messages that failed for good, with the server's reply or the reason.
@@ -75,6 +88,13 @@ pub struct JobStatus {
     pub next_fire: Option<String>,
     /// Fires recorded in the store.
     pub fires: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MissingPartnerStatus {
+    pub partner_id: String,
+    /// The balances and lines kept, with their currency.
+    pub detail: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -216,6 +236,25 @@ impl Store {
         )
         .await?;
         let outbox = count_by("SELECT status, COUNT(*) FROM outbox GROUP BY status").await?;
+        let mut partners_missing = Vec::new();
+        for row in sqlx::query(
+            "SELECT fields, detail FROM rejections WHERE status = 'open' AND reason = $1 ORDER BY id",
+        )
+        .bind(RejectReason::PartnerMissing.code().to_owned())
+        .fetch_all(pool)
+        .await?
+        {
+            let fields: Option<String> = row.try_get(0)?;
+            let partner_id = fields
+                .as_deref()
+                .and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+                .and_then(|f| f["partner_id"].as_str().map(str::to_owned))
+                .ok_or_else(|| StoreError::Corrupt("PARTNER_MISSING row without its partner".into()))?;
+            partners_missing.push(MissingPartnerStatus {
+                partner_id,
+                detail: row.try_get(1)?,
+            });
+        }
         let failed_messages = self
             .failed_messages()
             .await?
@@ -243,6 +282,7 @@ impl Store {
             periods: periods.into_values().collect(),
             runs,
             exceptions,
+            partners_missing,
             outbox,
             failed_messages,
             waves,
@@ -315,6 +355,15 @@ pub fn render_status(report: &StatusReport) -> String {
     for (reason, count) in &report.exceptions {
         let _ = writeln!(out, "  {reason:<20} {count}");
     }
+    if !report.partners_missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "PARTNERS MISSING FROM partners.csv (money kept in the store)"
+        );
+        for missing in &report.partners_missing {
+            let _ = writeln!(out, "  {:<12} {}", missing.partner_id, missing.detail);
+        }
+    }
     let _ = writeln!(out, "OUTBOX");
     for status in ["queued", "sending", "sent", "failed"] {
         let count = report.outbox.get(status).copied().unwrap_or(0);
@@ -358,14 +407,17 @@ pub fn render_status(report: &StatusReport) -> String {
 impl Store {
     /// A digest of everything a draft depends on in the store: ingested segments, rejections
     /// and closes. Any ingest, retry or close changes it.
+    /// `PARTNER_MISSING` rows are left out: they follow from the rest and the master data,
+    /// and listing them must not make the draft that listed them look stale.
     pub async fn ledger_version(&self) -> super::StoreResult<String> {
         let row = sqlx::query(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM revenue_segments), \
-                    (SELECT COALESCE(MAX(id), 0) FROM rejections), \
-                    (SELECT COUNT(*) FROM rejections WHERE status = 'open'), \
+                    (SELECT COALESCE(MAX(id), 0) FROM rejections WHERE reason <> $1), \
+                    (SELECT COUNT(*) FROM rejections WHERE status = 'open' AND reason <> $1), \
                     (SELECT COUNT(*) FROM period_closes), \
                     (SELECT COALESCE(MAX(closed_at_ms), 0) FROM period_closes)",
         )
+        .bind(RejectReason::PartnerMissing.code().to_owned())
         .fetch_one(self.pool())
         .await?;
         let parts: Vec<i64> = (0..5)
@@ -391,6 +443,62 @@ impl Store {
             .map(|r| r.try_get::<Option<String>, _>(0))
             .transpose()?
             .flatten())
+    }
+
+    /// The latest successful draft of `period` with a fingerprint (what was published and
+    /// reviewed), if any.
+    pub async fn last_draft(&self, period: &str) -> StoreResult<Option<DraftRecord>> {
+        let row = sqlx::query(
+            "SELECT id, fingerprint, started_at_ms FROM runs WHERE command = 'run' AND period = $1 \
+             AND outcome = 'succeeded' AND fingerprint IS NOT NULL ORDER BY started_at_ms DESC, id DESC LIMIT 1",
+        )
+        .bind(period.to_owned())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(DraftRecord {
+                run_id: r.try_get(0)?,
+                fingerprint: r.try_get(1)?,
+                started_at_ms: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The input files a run recorded.
+    pub async fn run_inputs(&self, run_id: &str) -> StoreResult<Vec<InputFile>> {
+        sqlx::query("SELECT file, sha256 FROM run_inputs WHERE run_id = $1 ORDER BY file")
+            .bind(run_id.to_owned())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(InputFile {
+                    name: r.try_get(0)?,
+                    sha256: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Retried rows (`RejectReason::is_retried`) ingested by runs after `draft`.
+    pub async fn retried_rows_since(&self, draft: &DraftRecord) -> StoreResult<u64> {
+        let retried: Vec<String> = RejectReason::ALL
+            .iter()
+            .filter(|r| r.is_retried())
+            .map(|r| format!("'{}'", r.code()))
+            .collect();
+        let sql = format!(
+            "SELECT COUNT(*) FROM rejections WHERE status = 'resolved' AND reason IN ({}) \
+             AND resolved_run_id IN (SELECT id FROM runs WHERE started_at_ms >= $1 AND id <> $2)",
+            retried.join(", ")
+        );
+        let row = sqlx::query(&sql)
+            .bind(draft.started_at_ms)
+            .bind(draft.run_id.clone())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? as u64)
     }
 
     pub async fn set_fingerprint(&self, run_id: &str, fingerprint: &str) -> super::StoreResult<()> {
