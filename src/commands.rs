@@ -131,6 +131,7 @@ pub async fn execute(
             ))
         }
         Command::Serve { jobs } => {
+            let shutdown = shutdown_signal();
             let (specs, errors) = scheduler::load_jobs(&jobs);
             for error in &errors {
                 tracing::error!(%error, "job file not loaded; the other jobs still run");
@@ -153,7 +154,7 @@ pub async fn execute(
                 Arc::new(scheduler::SystemClock),
                 runner,
             );
-            scheduler.serve(shutdown_signal()).await?;
+            scheduler.serve(shutdown).await?;
             Ok("stopped".to_owned())
         }
         Command::Status { json, jobs } => {
@@ -168,23 +169,36 @@ pub async fn execute(
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a SIGTERM during start-up (while the first tick may already be
+/// running a fire) then stops `serve` gracefully instead of killing it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::interrupt())
+            .and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)));
+        async move {
+            match handlers {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no signal handlers; stop with Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// The command a fire runs, with the same defaults as the command line.
