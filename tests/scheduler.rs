@@ -438,8 +438,20 @@ async fn serve_processes_started_at_unaligned_fractions_run_each_scheduled_secon
         let env = Env::new(backend).await;
         let jobs = env.dir.path().join("jobs");
         std::fs::create_dir_all(&jobs).unwrap();
-        write_job(&jobs, "send.toml", "every-second-send", "* * * * * *", "send");
-        write_job(&jobs, "invite.toml", "two-second-invite", "*/2 * * * * *", "invite");
+        write_job(
+            &jobs,
+            "send.toml",
+            "every-second-send",
+            "* * * * * *",
+            "send",
+        );
+        write_job(
+            &jobs,
+            "invite.toml",
+            "two-second-invite",
+            "*/2 * * * * *",
+            "invite",
+        );
         env.ok(&["status"]); // the store exists (migrated) before the instances race
         let jobs_arg = jobs.to_str().unwrap();
         let mut serves = Vec::new();
@@ -459,7 +471,10 @@ async fn serve_processes_started_at_unaligned_fractions_run_each_scheduled_secon
         let mut started = Vec::new();
         for serve in serves {
             let (status, log) = serve.stop();
-            assert!(status.success(), "{backend:?}: serve exited {status}: {log}");
+            assert!(
+                status.success(),
+                "{backend:?}: serve exited {status}: {log}"
+            );
             started.extend(started_fires(&log));
         }
 
@@ -472,7 +487,10 @@ async fn serve_processes_started_at_unaligned_fractions_run_each_scheduled_secon
             );
             let mut distinct = seconds.clone();
             distinct.dedup();
-            assert_eq!(distinct, seconds, "{backend:?} {job}: each second recorded once");
+            assert_eq!(
+                distinct, seconds,
+                "{backend:?} {job}: each second recorded once"
+            );
             assert!(
                 seconds.windows(2).all(|w| w[1] - w[0] == every_s),
                 "{backend:?} {job}: no scheduled second missed: {seconds:?}"
@@ -484,7 +502,9 @@ async fn serve_processes_started_at_unaligned_fractions_run_each_scheduled_secon
                 fires.len()
             );
             assert!(
-                fires.iter().all(|(_, s)| s == "succeeded" || s == "skipped"),
+                fires
+                    .iter()
+                    .all(|(_, s)| s == "succeeded" || s == "skipped"),
                 "{backend:?} {job}: {fires:?}"
             );
             // Ran once: one `job started` among all processes per fire that ran, none twice.
@@ -499,7 +519,10 @@ async fn serve_processes_started_at_unaligned_fractions_run_each_scheduled_secon
                 .filter(|(_, s)| s == "succeeded")
                 .map(|(ms, _)| ms.div_euclid(1000))
                 .collect();
-            assert_eq!(runs, ran, "{backend:?} {job}: every fire that ran, ran once");
+            assert_eq!(
+                runs, ran,
+                "{backend:?} {job}: every fire that ran, ran once"
+            );
         }
         let taken_over: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM job_fires WHERE attempts <> 1")
@@ -518,10 +541,22 @@ async fn status_without_the_job_files_lists_jobs_outcomes_and_unloadable_files_f
         let env = Env::new(backend).await;
         let jobs = env.dir.path().join("jobs");
         std::fs::create_dir_all(&jobs).unwrap();
-        write_job(&jobs, "send.toml", "every-second-send", "* * * * * *", "send");
+        write_job(
+            &jobs,
+            "send.toml",
+            "every-second-send",
+            "* * * * * *",
+            "send",
+        );
         // No waves.toml beside it: every fire fails, and says why (every 5 s: the loaded machine
         // must not make it last until the next fire, which would be skipped).
-        write_job(&jobs, "migrate.toml", "failing-migrate", "*/5 * * * * *", "migrate");
+        write_job(
+            &jobs,
+            "migrate.toml",
+            "failing-migrate",
+            "*/5 * * * * *",
+            "migrate",
+        );
         write_job(&jobs, "broken.toml", "broken", "every day", "send");
         let serve = ServeProcess::start(
             env.command(&["serve", "--jobs", jobs.to_str().unwrap()])
@@ -610,34 +645,150 @@ async fn status_without_the_job_files_lists_jobs_outcomes_and_unloadable_files_f
         );
         let errors = report["job_errors"].as_array().unwrap();
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0]["file"].as_str().unwrap().ends_with("jobs/broken.toml"));
+        assert!(
+            errors[0]["file"]
+                .as_str()
+                .unwrap()
+                .ends_with("jobs/broken.toml")
+        );
         assert_eq!(errors[0]["field"], "schedule");
         assert!(errors[0]["reason"].as_str().unwrap().contains("every day"));
         assert!(errors[0]["host"].is_string() && errors[0]["recorded_at"].is_string());
 
         let text = status(false);
         assert!(text.contains("JOB FILES NOT LOADED"), "{text}");
-        assert!(text.contains("broken.toml: schedule: `every day`"), "{text}");
-        assert!(text.contains("failing-migrate") && text.contains("failed"), "{text}");
+        assert!(
+            text.contains("broken.toml: schedule: `every day`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failing-migrate") && text.contains("failed"),
+            "{text}"
+        );
         assert!(text.contains("reading migration waves"), "{text}");
         assert!(text.contains("(no job file here)"), "{text}");
 
         // With the job files at hand: the same jobs, with their next fire and file.
-        let here: serde_json::Value = serde_json::from_str(&env.ok(&[
-            "status",
-            "--json",
-            "--jobs",
-            jobs.to_str().unwrap(),
-        ]))
-        .unwrap();
+        let here: serde_json::Value =
+            serde_json::from_str(&env.ok(&["status", "--json", "--jobs", jobs.to_str().unwrap()]))
+                .unwrap();
         let local = here["jobs"]
             .as_array()
             .unwrap()
             .iter()
             .find(|j| j["name"] == "every-second-send")
             .unwrap();
-        assert!(local["next_fire"].is_string() && local["file"].is_string(), "{local}");
+        assert!(
+            local["next_fire"].is_string() && local["file"].is_string(),
+            "{local}"
+        );
         assert_eq!(local["enabled"], true);
-        assert_eq!(here["job_errors"].as_array().unwrap().len(), 1, "listed once");
+        assert_eq!(
+            here["job_errors"].as_array().unwrap().len(),
+            1,
+            "listed once"
+        );
+    }
+}
+
+/// This machine as `/proc` shows it: host name, boot id, PID namespace inode.
+fn this_host_boot_and_pid_namespace() -> (String, String, u64) {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap().trim().to_owned();
+    let namespace = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    let namespace = namespace.to_str().unwrap();
+    (
+        read("/proc/sys/kernel/hostname"),
+        read("/proc/sys/kernel/random/boot_id"),
+        namespace[5..namespace.len() - 1].parse().unwrap(),
+    )
+}
+
+/// A pid that no process of this namespace has now (a child that has exited and been reaped).
+fn a_pid_that_is_gone() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Containers can share a host name and a kernel (boot id) but not a PID namespace: a pid
+/// that is not in our `/proc` may be a live process there. Its lease, and its outbox claims,
+/// are waited for until they expire; only a holder of this boot and namespace whose process is
+/// gone is taken over at once.
+#[tokio::test]
+async fn leases_and_claims_of_another_container_or_boot_wait_for_expiry_a_dead_local_one_does_not()
+{
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        let store = store(&env).await;
+        let (host, boot, namespace) = this_host_boot_and_pid_namespace();
+        let gone = a_pid_that_is_gone();
+        let holders = [
+            (
+                "another container",
+                format!("{host}/{boot}/{}/{gone}/4242/a", namespace + 1),
+            ),
+            (
+                "another boot",
+                format!("{host}/0b5e7c1d-another-boot/{namespace}/{gone}/4242/b"),
+            ),
+            (
+                "this boot and namespace",
+                format!("{host}/{boot}/{namespace}/{gone}/4242/c"),
+            ),
+        ];
+        let expires_ms = now_ms() + 600_000;
+        for (what, holder) in &holders {
+            sqlx::query("DELETE FROM leases")
+                .execute(store.pool())
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO leases (name, holder, host, pid, expires_at_ms) VALUES ('ledger', $1, $2, $3, $4)")
+                .bind(holder.clone())
+                .bind(host.clone())
+                .bind(i64::from(gone))
+                .bind(expires_ms)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            let taken = store
+                .acquire_lease("ledger", std::time::Duration::from_millis(700))
+                .await;
+            let dead_here = *what == "this boot and namespace";
+            assert_eq!(taken.is_ok(), dead_here, "{backend:?}: lease of {what}");
+            if let Ok(lease) = taken {
+                lease.release().await.unwrap();
+            }
+        }
+
+        for (id, (_, holder)) in holders.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO outbox (kind, partner_id, scope, recipient, recipient_name, message_id, status, created_at_ms, \
+                 claimed_by, claim_expires_at_ms) VALUES ('statement', $1, '2026-10', 'a@example.com', 'A', $2, 'sending', 0, $3, $4)",
+            )
+            .bind(format!("10000{id}"))
+            .bind(format!("<{id}@payout.invalid>"))
+            .bind(holder.clone())
+            .bind(expires_ms)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        assert_eq!(store.release_dead_claims().await.unwrap(), 1, "{backend:?}");
+        let sending: Vec<String> = sqlx::query_scalar(
+            "SELECT claimed_by FROM outbox WHERE status = 'sending' ORDER BY partner_id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            sending,
+            [holders[0].1.clone(), holders[1].1.clone()],
+            "{backend:?}"
+        );
     }
 }
