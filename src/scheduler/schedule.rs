@@ -16,7 +16,7 @@ use croner::Cron;
 const MAX_GAP_MINUTES: u32 = 24 * 60;
 
 /// `t` without its sub-second part: the scheduled second it belongs to.
-pub fn nominal_second(t: DateTime<Utc>) -> DateTime<Utc> {
+fn nominal_second(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_nanosecond(0).unwrap_or(t)
 }
 
