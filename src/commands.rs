@@ -14,7 +14,7 @@ use crate::notify::delivery::{self, DeliveryConfig};
 use crate::period_run::{self, CloseResult, Paths, RunOutcome};
 use crate::scheduler::{self, JobCommand, JobRun, Runner};
 use crate::settings::Settings;
-use crate::store::{JobStatus, Store};
+use crate::store::{JobFileErrorStatus, JobStatus, Store};
 
 /// `payout preview`: the period's payouts from the input folder alone.
 pub fn preview(settings: &Settings, period: Period, out: &Path) -> anyhow::Result<String> {
@@ -140,11 +140,16 @@ pub async fn execute(
             ))
         }
         Command::Serve { jobs } => {
+            let shutdown = shutdown_signal();
             let (specs, errors) = scheduler::load_jobs(&jobs);
             for error in &errors {
                 tracing::error!(%error, "job file not loaded; the other jobs still run");
                 eprintln!("payout: {error}");
             }
+            anyhow::Context::context(
+                scheduler::jobs::record_load_errors(store, &jobs, &errors).await,
+                "recording the job files that could not be loaded",
+            )?;
             let names: Vec<&str> = specs
                 .iter()
                 .filter(|j| j.enabled)
@@ -158,12 +163,12 @@ pub async fn execute(
                 Arc::new(scheduler::SystemClock),
                 runner,
             );
-            scheduler.serve(shutdown_signal()).await?;
+            scheduler.serve(shutdown).await?;
             Ok("stopped".to_owned())
         }
         Command::Status { json, jobs } => {
             let mut report = store.status_report().await?;
-            report.jobs = job_status(store, &jobs).await?;
+            (report.jobs, report.job_errors) = job_status(store, &jobs).await?;
             if json {
                 Ok(serde_json::to_string_pretty(&report)?)
             } else {
@@ -173,23 +178,36 @@ pub async fn execute(
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a SIGTERM during start-up (while the first tick may already be
+/// running a fire) then stops `serve` gracefully instead of killing it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::interrupt())
+            .and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)));
+        async move {
+            match handlers {
+                Ok((mut interrupt, mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no signal handlers; stop with Ctrl-C only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// The command a fire runs, with the same defaults as the command line.
@@ -234,30 +252,86 @@ pub fn job_runner(settings: Settings, store: Store, jobs_dir: PathBuf) -> Runner
     })
 }
 
-/// Per job: last and next scheduled fire and how many fires are recorded.
-pub async fn job_status(store: &Store, jobs_dir: &Path) -> anyhow::Result<Vec<JobStatus>> {
-    let (specs, _) = scheduler::load_jobs(jobs_dir);
+/// Every job with a file in `jobs_dir` or known to the store (SPEC §6): last and next
+/// scheduled fire, fires recorded, the latest fire's outcome; and the job files that could not
+/// be loaded, here or by a `serve` (as it recorded them). A `jobs_dir` that does not exist
+/// here (status run on another machine) is no error: the jobs then come from the store alone,
+/// with no next fire.
+pub async fn job_status(
+    store: &Store,
+    jobs_dir: &Path,
+) -> anyhow::Result<(Vec<JobStatus>, Vec<JobFileErrorStatus>)> {
+    let (specs, local_errors) = if jobs_dir.exists() {
+        scheduler::load_jobs(jobs_dir)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut records = store.job_records().await?;
     let now = chrono::Utc::now();
+    let rfc3339 =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let stored_time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(rfc3339)
+            .ok_or_else(|| anyhow::anyhow!("a stored job time ({ms} ms) is out of range"))
+    };
+    let entry = |name: String, record: crate::store::JobRecord| -> anyhow::Result<JobStatus> {
+        Ok(JobStatus {
+            name,
+            command: record.command,
+            enabled: None,
+            last_fire: record.last_fire_ms.map(stored_time).transpose()?,
+            next_fire: None,
+            fires: record.fires,
+            last_outcome: record.last_status,
+            last_detail: record.last_detail,
+            file: None,
+        })
+    };
     let mut statuses = Vec::new();
     for spec in specs {
-        let summary = store.job_fire_summary(&spec.name).await?;
-        let rfc3339 =
-            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let record = records.remove(&spec.name).unwrap_or_default();
         statuses.push(JobStatus {
-            name: spec.name.clone(),
-            command: spec.command.as_str().to_owned(),
-            enabled: spec.enabled,
-            last_fire: summary
-                .last_fire_ms
-                .and_then(chrono::DateTime::from_timestamp_millis)
-                .map(rfc3339),
+            command: Some(spec.command.as_str().to_owned()),
+            enabled: Some(spec.enabled),
             next_fire: spec
                 .enabled
                 .then(|| spec.schedule.next_fire(now))
                 .flatten()
                 .map(rfc3339),
-            fires: summary.fires,
+            file: Some(spec.file.display().to_string()),
+            ..entry(spec.name.clone(), record)?
         });
     }
-    Ok(statuses)
+    for (name, record) in records {
+        statuses.push(entry(name, record)?);
+    }
+
+    let mut errors: Vec<JobFileErrorStatus> = Vec::new();
+    for recorded in store.recorded_job_file_errors().await? {
+        errors.push(JobFileErrorStatus {
+            file: recorded.file,
+            field: recorded.field,
+            reason: recorded.problem,
+            host: Some(recorded.host),
+            recorded_at: Some(stored_time(recorded.recorded_at_ms)?),
+        });
+    }
+    for error in local_errors {
+        let file = scheduler::jobs::absolute(Path::new(&error.file));
+        // Listed once when a `serve` recorded the same problem of the same file.
+        if !errors
+            .iter()
+            .any(|e| e.file == file && e.field == error.field && e.reason == error.problem)
+        {
+            errors.push(JobFileErrorStatus {
+                file,
+                field: error.field,
+                reason: error.problem,
+                host: None,
+                recorded_at: None,
+            });
+        }
+    }
+    Ok((statuses, errors))
 }

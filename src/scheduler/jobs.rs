@@ -1,5 +1,7 @@
 //! Job files (`jobs/*.toml`, SPEC §6): one job each. A malformed file is reported with its file
 //! and field and the other jobs still load. `waves.toml` in the same folder is not a job.
+//! `serve` records the files it could not load in the store, so that `payout status` shows
+//! them on any machine.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +10,7 @@ use serde::Deserialize;
 
 use super::schedule::Schedule;
 use crate::domain::period::Period;
+use crate::store::{Store, StoreResult};
 
 /// The file in `jobs/` that configures migration waves, not a job.
 pub const WAVES_FILE: &str = "waves.toml";
@@ -206,6 +209,37 @@ pub fn load_jobs(dir: &Path) -> (Vec<JobSpec>, Vec<JobFileError>) {
         }
     }
     (jobs, errors)
+}
+
+/// `path` as an absolute path (against the working directory), as text: how job files are
+/// named in the store, the same whatever directory `serve` or `status` ran in.
+pub fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
+}
+
+/// Records `errors`, the job files of `dir` that could not be loaded, in the store, in place
+/// of what an earlier `serve` on this host recorded for the same folder.
+pub async fn record_load_errors(
+    store: &Store,
+    dir: &Path,
+    errors: &[JobFileError],
+) -> StoreResult<()> {
+    let rows: Vec<(String, String, String)> = errors
+        .iter()
+        .map(|e| {
+            (
+                absolute(Path::new(&e.file)),
+                e.field.clone(),
+                e.problem.clone(),
+            )
+        })
+        .collect();
+    store
+        .record_job_file_errors(&absolute(dir), &rows, chrono::Utc::now().timestamp_millis())
+        .await
 }
 
 #[cfg(test)]

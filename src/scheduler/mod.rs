@@ -9,6 +9,10 @@
 //! taken over by another instance and run again, which is safe because every command is
 //! idempotent. The same job never runs twice at once: a fire that comes while an earlier one is
 //! still running is recorded as skipped.
+//!
+//! A fire is its nominal scheduled second (`FireKey::nominal`), whatever fraction of a second
+//! the tick that found it came at: instances started at different moments tick at different
+//! fractions, and must still claim the same (job, scheduled time).
 
 pub mod clock;
 pub mod jobs;
@@ -29,7 +33,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use jobs::{JobCommand, JobSpec, load_jobs};
 
 use crate::domain::period::Period;
-use crate::store::{FireClaim, Store};
+use crate::store::{FireClaim, FireKey, Store};
 
 /// A running fire's lease; renewed every third of it.
 pub const FIRE_LEASE_MS: i64 = 60_000;
@@ -102,7 +106,10 @@ impl Scheduler {
             let first_seen = match self.first_seen.get(&job.name) {
                 Some(t) => *t,
                 None => {
-                    let ms = self.store.job_first_seen(&job.name, millis(now)).await?;
+                    let ms = self
+                        .store
+                        .job_first_seen(&job.name, job.command.as_str(), millis(now))
+                        .await?;
                     let t = DateTime::from_timestamp_millis(ms).unwrap_or(now);
                     self.first_seen.insert(job.name.clone(), t);
                     t
@@ -118,19 +125,16 @@ impl Scheduler {
                     .collect(),
                 Some(last) => job.schedule.fires_between(last.max(first_seen), now),
             };
-            for scheduled_at in due {
+            for computed in due {
+                let fire = FireKey::nominal(computed);
+                // The schedule computes whole seconds already; this is the key's own instant.
+                let scheduled_at = fire.instant().unwrap_or(computed);
                 match self
                     .store
-                    .claim_fire(
-                        &job.name,
-                        millis(scheduled_at),
-                        &self.instance,
-                        millis(now),
-                        FIRE_LEASE_MS,
-                    )
+                    .claim_fire(&job.name, fire, &self.instance, millis(now), FIRE_LEASE_MS)
                     .await?
                 {
-                    FireClaim::Run => started.push(self.start(&job, scheduled_at)),
+                    FireClaim::Run => started.push(self.start(&job, fire, scheduled_at)),
                     FireClaim::SkippedBusy => {
                         tracing::warn!(job = %job.name, %scheduled_at, "skipped: the previous fire is still running")
                     }
@@ -138,31 +142,29 @@ impl Scheduler {
                 }
             }
         }
-        for (name, scheduled_ms) in self.store.abandoned_fires(millis(now)).await? {
+        for (name, fire) in self.store.abandoned_fires(millis(now)).await? {
             let Some(job) = self.jobs.iter().find(|j| j.name == name).cloned() else {
+                continue;
+            };
+            let Some(scheduled_at) = fire.instant() else {
+                tracing::error!(job = %name, scheduled_at_ms = fire.millis(), "abandoned fire has a scheduled time out of range; left alone");
                 continue;
             };
             if self
                 .store
-                .take_over_fire(
-                    &name,
-                    scheduled_ms,
-                    &self.instance,
-                    millis(now),
-                    FIRE_LEASE_MS,
-                )
+                .take_over_fire(&name, fire, &self.instance, millis(now), FIRE_LEASE_MS)
                 .await?
             {
-                let scheduled_at = DateTime::from_timestamp_millis(scheduled_ms).unwrap_or(now);
                 tracing::warn!(job = %name, %scheduled_at, "taking over a fire whose instance stopped renewing it");
-                started.push(self.start(&job, scheduled_at));
+                started.push(self.start(&job, fire, scheduled_at));
             }
         }
         self.last_tick = Some(now);
         Ok(started)
     }
 
-    fn start(&mut self, job: &JobSpec, scheduled_at: DateTime<Utc>) -> JobRun {
+    /// Starts the fire `fire` of `job`, scheduled at `scheduled_at` (`fire.instant()`).
+    fn start(&mut self, job: &JobSpec, fire: FireKey, scheduled_at: DateTime<Utc>) -> JobRun {
         let run = JobRun {
             job: job.name.clone(),
             command: job.command,
@@ -177,14 +179,13 @@ impl Scheduler {
             run.clone(),
         );
         self.running.spawn(async move {
-            let scheduled_ms = millis(task_run.scheduled_at);
             let renew = {
                 let (store, instance, clock, job) = (store.clone(), instance.clone(), clock.clone(), task_run.job.clone());
                 tokio::spawn(async move {
                     loop {
                         tokio::time::sleep(Duration::from_millis((FIRE_LEASE_MS / 3) as u64)).await;
                         let expires = millis(clock.now()) + FIRE_LEASE_MS;
-                        if let Err(e) = store.renew_fire(&job, scheduled_ms, &instance, expires).await {
+                        if let Err(e) = store.renew_fire(&job, fire, &instance, expires).await {
                             tracing::warn!(%job, error = %e, "could not renew the fire lease; will retry");
                         }
                     }
@@ -202,7 +203,7 @@ impl Scheduler {
                 Ok(_) => tracing::info!(job = %task_run.job, %detail, "job succeeded"),
                 Err(_) => tracing::error!(job = %task_run.job, %detail, "job failed"),
             }
-            if let Err(e) = store.finish_fire(&task_run.job, scheduled_ms, &instance, status, &detail, millis(clock.now())).await {
+            if let Err(e) = store.finish_fire(&task_run.job, fire, &instance, status, &detail, millis(clock.now())).await {
                 tracing::error!(job = %task_run.job, error = %e, "could not record the end of the fire; another instance will take it over");
             }
         });

@@ -3,6 +3,10 @@
 //! - a local time skipped by a spring-forward fires once, at the first valid instant after
 //!   the gap (02:30 in a 02:00→03:00 gap fires at 03:00);
 //! - a local time repeated by a fall-back fires once, at its first occurrence.
+//!
+//! Every instant computed here is a nominal scheduled second (no sub-second part), whatever
+//! instant it was computed from: it is the key of the fire in the store, so two instances
+//! whose clocks tick at different fractions of a second must compute the same one.
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
@@ -10,6 +14,15 @@ use croner::Cron;
 
 /// Limit on the search for the end of a DST gap (gaps are at most a few hours).
 const MAX_GAP_MINUTES: u32 = 24 * 60;
+
+/// `t` without its sub-second part: the scheduled second it belongs to.
+fn nominal_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_nanosecond(0).unwrap_or(t)
+}
+
+fn whole_second(t: NaiveDateTime) -> NaiveDateTime {
+    t.with_nanosecond(0).unwrap_or(t)
+}
 
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -38,31 +51,30 @@ impl Schedule {
         })
     }
 
-    /// The next scheduled wall-clock time strictly after `local`.
+    /// The next scheduled wall-clock time strictly after `local`, on a whole second.
     fn next_local(&self, local: NaiveDateTime) -> Option<NaiveDateTime> {
         // Wall-clock arithmetic in UTC, which has no DST: every listed local time, once.
-        let fake = Utc.from_utc_datetime(&local);
-        crate::scheduler::cron::next_after(&self.cron, &fake).map(|t| t.naive_utc())
+        // croner keeps the sub-second part of its starting point; starting from the whole
+        // second gives the nominal time (the next listed second after 12:00:02.7 is 12:00:03).
+        let fake = Utc.from_utc_datetime(&whole_second(local));
+        crate::scheduler::cron::next_after(&self.cron, &fake).map(|t| whole_second(t.naive_utc()))
     }
 
     /// The instant a scheduled wall-clock time fires at (see the module notes on DST).
     pub fn instant_of(&self, local: NaiveDateTime) -> DateTime<Utc> {
         match self.time_zone.from_local_datetime(&local) {
-            LocalResult::Single(t) => t.with_timezone(&Utc),
-            LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
+            LocalResult::Single(t) => nominal_second(t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(first, _) => nominal_second(first.with_timezone(&Utc)),
             LocalResult::None => {
-                let mut probe = local
-                    .with_second(0)
-                    .and_then(|t| t.with_nanosecond(0))
-                    .unwrap_or(local);
+                let mut probe = whole_second(local).with_second(0).unwrap_or(local);
                 for _ in 0..MAX_GAP_MINUTES {
                     probe += chrono::Duration::minutes(1);
                     if let Some(t) = self.time_zone.from_local_datetime(&probe).earliest() {
-                        return t.with_timezone(&Utc);
+                        return nominal_second(t.with_timezone(&Utc));
                     }
                 }
                 // Invariant: real time zones have no gap of a day.
-                Utc.from_utc_datetime(&local)
+                nominal_second(Utc.from_utc_datetime(&local))
             }
         }
     }
@@ -111,5 +123,56 @@ impl Schedule {
         ]
         .into_iter()
         .find_map(|window| self.fires_between(until - window, until).last().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    /// Two instances tick at different fractions of a second; both must name the same fire.
+    #[test]
+    fn fires_are_whole_seconds_whatever_fraction_they_are_computed_from() {
+        let schedule = Schedule::parse("*/3 * * * * *", "Europe/Dublin").unwrap();
+        for after in [
+            "2026-11-01T12:00:01.004Z",
+            "2026-11-01T12:00:01.5Z",
+            "2026-11-01T12:00:02.999999999Z",
+        ] {
+            assert_eq!(
+                schedule.next_fire(utc(after)),
+                Some(utc("2026-11-01T12:00:03Z")),
+                "after {after}"
+            );
+        }
+        // Strictly after: a tick a fraction past a fire does not find the same fire again.
+        assert_eq!(
+            schedule.next_fire(utc("2026-11-01T12:00:03.2Z")),
+            Some(utc("2026-11-01T12:00:06Z"))
+        );
+        let fires = schedule.fires_between(
+            utc("2026-11-01T12:00:00.731Z"),
+            utc("2026-11-01T12:00:13.2Z"),
+        );
+        assert_eq!(
+            fires,
+            ["03", "06", "09", "12"]
+                .map(|s| utc(&format!("2026-11-01T12:00:{s}Z")))
+                .to_vec()
+        );
+        assert_eq!(
+            schedule.latest_fire(utc("2026-11-01T12:00:13.2Z")),
+            Some(utc("2026-11-01T12:00:12Z"))
+        );
+        // The end of a spring-forward gap too (Dublin, 2027-03-28 01:00 -> 02:00).
+        let nightly = Schedule::parse("0 30 1 * * *", "Europe/Dublin").unwrap();
+        assert_eq!(
+            nightly.next_fire(utc("2027-03-27T12:00:00.25Z")),
+            Some(utc("2027-03-28T01:00:00Z"))
+        );
     }
 }

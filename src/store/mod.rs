@@ -15,10 +15,10 @@ use rust_decimal::Decimal;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use jobs::{FireClaim, JobFireSummary};
+pub use jobs::{FireClaim, FireKey, JobRecord, RecordedJobFileError};
 pub use lease::Lease;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, WaveProgress};
-pub use status::{DraftRecord, JobStatus, StatusReport, render_status};
+pub use status::{DraftRecord, JobFileErrorStatus, JobStatus, StatusReport, render_status};
 
 use crate::domain::money::Currency;
 use crate::domain::period::Period;

@@ -1,10 +1,11 @@
 //! The email outbox: rows are queued in the same transaction as the decision that causes them,
 //! unique on (kind, partner, scope, recipient); senders claim rows, so several `payout send`
-//! processes deliver each message once; a claim left by a dead sender is released.
+//! processes deliver each message once; a claim left by a sender that is provably gone (see
+//! `lease.rs`) is released at once, any other when it expires.
 
 use sqlx::Row;
 
-use super::lease::{host_name, process_alive};
+use super::lease::{ProcessIdentity, holder_is_gone};
 use super::{Arg, OutboxMessage, Store, StoreError, StoreResult, now_ms};
 use crate::notify::statement::{StatementLineRecord, StatementRecord};
 
@@ -99,9 +100,9 @@ impl Store {
         Ok(inserted)
     }
 
-    /// Puts back the claims of senders on this host whose process is gone.
+    /// Puts back the claims of senders whose process is provably gone (same boot and PID
+    /// namespace, pid gone or reused); other claims wait for their expiry.
     pub async fn release_dead_claims(&self) -> StoreResult<u64> {
-        let host = host_name();
         let claimers =
             sqlx::query("SELECT DISTINCT claimed_by FROM outbox WHERE status = 'sending'")
                 .fetch_all(self.pool())
@@ -111,12 +112,7 @@ impl Store {
             let Some(claimer): Option<String> = row.try_get(0)? else {
                 continue;
             };
-            let mut parts = claimer.splitn(3, '/');
-            let (claim_host, pid) = (
-                parts.next().unwrap_or(""),
-                parts.next().and_then(|p| p.parse::<i64>().ok()),
-            );
-            if claim_host == host && pid.is_some_and(|pid| !process_alive(pid)) {
+            if holder_is_gone(&claimer) {
                 released += sqlx::query("UPDATE outbox SET status = 'queued', claimed_by = NULL WHERE status = 'sending' AND claimed_by = $1")
                     .bind(claimer)
                     .execute(self.pool())
@@ -127,14 +123,10 @@ impl Store {
         Ok(released)
     }
 
-    /// A claimer id: host, pid and a random part, so dead claims can be recognised.
+    /// A claimer id: this process's identity (host, boot id, PID namespace, pid, start time)
+    /// and a random part, so that claims of a dead process can be recognised.
     pub fn new_claimer() -> String {
-        format!(
-            "{}/{}/{}",
-            host_name(),
-            std::process::id(),
-            uuid::Uuid::new_v4()
-        )
+        ProcessIdentity::current().holder_id()
     }
 
     /// Claims up to `limit` deliverable messages for `claimer` until `claim_ttl_ms` from now.

@@ -73,21 +73,44 @@ pub struct StatusReport {
     pub failed_messages: Vec<FailedMessage>,
     /// Migration waves: partners notified, reminders sent, partners completed.
     pub waves: Vec<WaveStatus>,
-    /// Scheduled jobs (filled by the command layer, which knows the jobs folder).
+    /// Scheduled jobs: every job with a file in the jobs folder or known to the store (filled
+    /// by the command layer, which knows the jobs folder).
     pub jobs: Vec<JobStatus>,
+    /// Job files that could not be loaded: here, or by a `serve` when it started.
+    pub job_errors: Vec<JobFileErrorStatus>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct JobStatus {
     pub name: String,
-    pub command: String,
-    pub enabled: bool,
+    /// From the job file here, else as the scheduler recorded it; null when neither is known.
+    pub command: Option<String>,
+    /// From the job file here; null when the file is not available here.
+    pub enabled: Option<bool>,
     /// RFC 3339 scheduled time of the latest recorded fire.
     pub last_fire: Option<String>,
-    /// RFC 3339 scheduled time of the next fire.
+    /// RFC 3339 scheduled time of the next fire; null when disabled or the job file is not here.
     pub next_fire: Option<String>,
     /// Fires recorded in the store.
     pub fires: i64,
+    /// The latest recorded fire's outcome: `running`, `succeeded`, `failed` or `skipped`.
+    pub last_outcome: Option<String>,
+    /// What that fire's command reported: its error when failed, why it was skipped.
+    pub last_detail: Option<String>,
+    /// The job file read here; null when only the store knows the job.
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobFileErrorStatus {
+    pub file: String,
+    /// The field at fault (`file` or `folder` when it is the whole file or the folder).
+    pub field: String,
+    pub reason: String,
+    /// The host of the `serve` that recorded it; null when found by this `status`.
+    pub host: Option<String>,
+    /// RFC 3339 time it was recorded; null when found by this `status`.
+    pub recorded_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -287,6 +310,7 @@ impl Store {
             failed_messages,
             waves,
             jobs: Vec::new(),
+            job_errors: Vec::new(),
         })
     }
 }
@@ -376,21 +400,7 @@ pub fn render_status(report: &StatusReport) -> String {
             failed.id, failed.kind, failed.partner_id, failed.recipient, failed.reason
         );
     }
-    if !report.jobs.is_empty() {
-        let _ = writeln!(out, "JOBS");
-        for job in &report.jobs {
-            let _ = writeln!(
-                out,
-                "  {:<20} {:<8} last {:<22} next {:<22} fires {}{}",
-                job.name,
-                job.command,
-                job.last_fire.as_deref().unwrap_or("-"),
-                job.next_fire.as_deref().unwrap_or("-"),
-                job.fires,
-                if job.enabled { "" } else { "  (disabled)" }
-            );
-        }
-    }
+    render_jobs(&mut out, report);
     if !report.waves.is_empty() {
         let _ = writeln!(out, "MIGRATION WAVES");
         for wave in &report.waves {
@@ -402,6 +412,50 @@ pub fn render_status(report: &StatusReport) -> String {
         }
     }
     out
+}
+
+/// The JOBS and JOB FILES NOT LOADED sections of `render_status`.
+fn render_jobs(out: &mut String, report: &StatusReport) {
+    use std::fmt::Write;
+    if !report.jobs.is_empty() {
+        let _ = writeln!(out, "JOBS");
+        for job in &report.jobs {
+            let note = match (job.enabled, &job.file) {
+                (Some(false), _) => "  (disabled)",
+                (_, None) => "  (no job file here)",
+                _ => "",
+            };
+            let _ = writeln!(
+                out,
+                "  {:<20} {:<8} last {:<22} {:<9} next {:<22} fires {}{note}",
+                job.name,
+                job.command.as_deref().unwrap_or("-"),
+                job.last_fire.as_deref().unwrap_or("-"),
+                job.last_outcome.as_deref().unwrap_or("-"),
+                job.next_fire.as_deref().unwrap_or("-"),
+                job.fires,
+            );
+            if let (Some("failed" | "skipped"), Some(detail)) =
+                (job.last_outcome.as_deref(), &job.last_detail)
+            {
+                let _ = writeln!(out, "      {detail}");
+            }
+        }
+    }
+    if !report.job_errors.is_empty() {
+        let _ = writeln!(out, "JOB FILES NOT LOADED");
+        for error in &report.job_errors {
+            let seen = match (&error.host, &error.recorded_at) {
+                (Some(host), Some(at)) => format!("  (serve on {host}, {at})"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {}: {}: {}{seen}",
+                error.file, error.field, error.reason
+            );
+        }
+    }
 }
 
 impl Store {
