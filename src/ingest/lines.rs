@@ -43,6 +43,18 @@ impl<'a> LineCounter<'a> {
         self.counted_to = offset;
         self.line
     }
+
+    /// The line a CSV record starts on, from the offset the `csv` crate gives it: the end of
+    /// the previous record, which may still be before that record's line end (the `\n` of a
+    /// `\r\n`) and before blank lines that the crate skips.
+    pub fn record_line(&mut self, offset: usize) -> u64 {
+        let offset = offset.min(self.bytes.len());
+        let start = self.bytes[offset..]
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .map_or(self.bytes.len(), |skip| offset + skip);
+        self.line_at(start)
+    }
 }
 
 #[cfg(test)]
@@ -59,6 +71,16 @@ mod tests {
         }
         // Blank lines count.
         assert_eq!(line_of_offset(b"a\r\r\rb", 4), 4);
+    }
+
+    #[test]
+    fn a_record_starts_after_line_ends_and_blank_lines() {
+        let bytes = b"h\r\na\r\n\r\nb\rc";
+        let mut counter = LineCounter::new(bytes);
+        // The csv crate positions `a` at the `\n` of the header's `\r\n`.
+        assert_eq!(counter.record_line(2), 2);
+        assert_eq!(counter.record_line(5), 4);
+        assert_eq!(counter.record_line(10), 5);
     }
 
     #[test]

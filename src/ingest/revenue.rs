@@ -165,6 +165,49 @@ fn not_a_file(kind: &std::fs::FileType) -> String {
     }
 }
 
+#[cfg(test)]
+mod listing_tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn only_files_and_links_to_files_inside_the_data_dir_are_revenue_files() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        let revenue = data.join("revenue");
+        std::fs::create_dir_all(revenue.join("2026-10")).unwrap();
+        std::fs::write(revenue.join("a.csv"), "x").unwrap();
+        std::fs::write(revenue.join(".hidden.csv"), "x").unwrap();
+        std::fs::write(data.join("kept.csv"), "x").unwrap();
+        std::fs::write(root.path().join("outside.csv"), "x").unwrap();
+        std::os::unix::fs::symlink(data.join("kept.csv"), revenue.join("b-link.csv")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("outside.csv"), revenue.join("c-out.csv"))
+            .unwrap();
+        std::os::unix::fs::symlink(data.join("gone.csv"), revenue.join("d-dangling.csv")).unwrap();
+        let fifo = revenue.join("e-fifo.csv");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        std::os::unix::fs::symlink(&fifo, revenue.join("f-fifo-link.csv")).unwrap();
+
+        // Returns at all: the FIFO is never opened (opening it would block).
+        let (files, skipped) = list_revenue_files(&data).unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.source_file.as_str()).collect();
+        assert_eq!(names, ["revenue/a.csv", "revenue/b-link.csv"]);
+        let warnings: Vec<String> = skipped.listed().iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            warnings,
+            [
+                "revenue/.hidden.csv: hidden entry; skipped",
+                "revenue/2026-10: folder (revenue files are read from revenue/ itself, not its subfolders); skipped",
+                "revenue/c-out.csv: symbolic link to a file outside the data directory; skipped",
+                "revenue/d-dangling.csv: symbolic link to a missing file; skipped",
+                "revenue/e-fifo.csv: FIFO, not a regular file; skipped",
+                "revenue/f-fifo-link.csv: symbolic link to a FIFO, not a regular file; skipped",
+            ]
+        );
+    }
+}
+
 /// The file's SHA-256, and whether it is plain CSV, in one read.
 fn hash_file(path: &Path) -> std::io::Result<(String, bool)> {
     let mut hasher = Sha256::new();
