@@ -494,7 +494,9 @@ fn read_table(
         .headers()
         .map_err(|e| MasterDataError::Malformed {
             file: name.into(),
-            line: e.position().map_or(1, |p| lines.record_line(p.byte() as usize)),
+            line: e
+                .position()
+                .map_or(1, |p| lines.record_line(p.byte() as usize)),
             problem: e.to_string(),
         })?
         .clone();
@@ -557,7 +559,9 @@ fn read_table(
                 )?;
             }
             Err(e) => {
-                let line = e.position().map_or(0, |p| lines.record_line(p.byte() as usize));
+                let line = e
+                    .position()
+                    .map_or(0, |p| lines.record_line(p.byte() as usize));
                 // The crate's own message carries its `\n`-only line count: said plainly instead.
                 let problem = match e.kind() {
                     csv::ErrorKind::UnequalLengths {
@@ -668,7 +672,10 @@ mod tests {
         assert_eq!(partner.admin_email, "a@x.com");
         assert_eq!(partner.payout_currency.code(), "USD");
         let user = &master.users["1"][0];
-        assert_eq!((user.email.as_str(), user.name.as_str()), ("u@x.com", "  Ann  "));
+        assert_eq!(
+            (user.email.as_str(), user.name.as_str()),
+            ("u@x.com", "  Ann  ")
+        );
         // Only the missing optional files are warned about: partner `1` is known.
         assert!(master.warnings.listed().iter().all(|w| w.line.is_none()));
     }
@@ -690,10 +697,15 @@ mod tests {
             write(
                 dir.path(),
                 "users.csv",
-                &format!("partner_id,email,name,role,active\n1,u@x.com,U,incentive_user,true\n1,{email},V,incentive_user,true\n"),
+                &format!(
+                    "partner_id,email,name,role,active\n1,u@x.com,U,incentive_user,true\n1,{email},V,incentive_user,true\n"
+                ),
             );
             let err = load_err(&dir);
-            assert!(err.starts_with("users.csv: line 3: column `email`: "), "{err}");
+            assert!(
+                err.starts_with("users.csv: line 3: column `email`: "),
+                "{err}"
+            );
         }
     }
 
@@ -744,7 +756,9 @@ mod tests {
         write(
             dir.path(),
             "partners.csv",
-            &format!("{HEADER}\r1,A,direct,US,USD,a@x.com,,false\r\r2,B,direct,US,USX,b@x.com,,false\r"),
+            &format!(
+                "{HEADER}\r1,A,direct,US,USD,a@x.com,,false\r\r2,B,direct,US,USX,b@x.com,,false\r"
+            ),
         );
         assert_eq!(
             load_err(&dir),
@@ -775,7 +789,12 @@ mod tests {
             "partner_id,email,name,role,active\n8,u@x.com,U,incentive_user,true\n",
         );
         let master = MasterData::load(dir.path()).unwrap();
-        let listed: Vec<String> = master.warnings.listed().iter().map(|w| w.to_string()).collect();
+        let listed: Vec<String> = master
+            .warnings
+            .listed()
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
         assert_eq!(
             listed,
             [
@@ -805,7 +824,11 @@ mod tests {
     #[test]
     fn programs_errors_name_the_file() {
         let dir = snapshot("1,A,direct,US,USD,a@x.com,,false\n");
-        write(dir.path(), "programs.toml", &PROGRAMS.replace("name =", "enabled = false\nname ="));
+        write(
+            dir.path(),
+            "programs.toml",
+            &PROGRAMS.replace("name =", "enabled = false\nname ="),
+        );
         assert_eq!(
             load_err(&dir),
             "programs.toml: program `p`: unknown key `enabled` (line 3)"
