@@ -317,11 +317,16 @@ impl File<'_> {
         let Some(value) = value else {
             return Ok(Vec::new());
         };
+        let written = if place.is_empty() {
+            format!("[[{key}]]")
+        } else {
+            format!("[[program.{key}]]")
+        };
         let not_tables = || {
             self.invalid(
                 place,
                 key,
-                format!("must be an array of tables, written `[[...{key}]]`"),
+                format!("must be an array of tables, written `{written}`"),
                 value.span(),
             )
         };
@@ -662,8 +667,14 @@ azure = "0.06"
         assert_eq!(err, "unknown key `version` (line 1)");
         let err = refused("[program]\nid = \"x\"\n");
         assert!(
-            err.contains("`program` must be an array of tables"),
+            err.contains("`program` must be an array of tables, written `[[program]]`"),
             "{err}"
+        );
+        let single = "[[program]]\nid = \"a\"\nname = \"A\"\npartner_type = \"direct\"\n[program.rates]\nfrom = \"2026-01\"\n";
+        let err = refused(single);
+        assert_eq!(
+            err,
+            "program `a`: `rates` must be an array of tables, written `[[program.rates]]` (line 5)"
         );
     }
 
