@@ -9,6 +9,7 @@ use crate::campaigns;
 use crate::cli::Command;
 use crate::domain::period::{Period, parse_date};
 use crate::ingest::MasterData;
+use crate::ingest::warning::Warnings;
 use crate::notify::Renderer;
 use crate::notify::delivery::{self, DeliveryConfig};
 use crate::period_run::{self, CloseResult, Paths, RunOutcome};
@@ -29,7 +30,19 @@ pub fn preview(settings: &Settings, period: Period, out: &Path) -> anyhow::Resul
         summary.rejected,
         summary.duplicates,
         summary.files_rejected,
-    ))
+    ) + &warning_lines(&summary.warnings))
+}
+
+/// The warnings of a run under its summary line: one line each, or nothing when there are none.
+fn warning_lines(warnings: &Warnings) -> String {
+    if warnings.is_empty() {
+        return String::new();
+    }
+    let mut text = format!("\n{} warning(s):", warnings.count());
+    for warning in warnings.listed() {
+        text.push_str(&format!("\n  {warning}"));
+    }
+    text
 }
 
 /// Runs one command against `store` and returns its one-line outcome.
@@ -57,7 +70,7 @@ pub async fn execute(
                 ingest.files_skipped,
                 ingest.retried_resolved
             );
-            Ok(match outcome {
+            let outcome_line = match outcome {
                 RunOutcome::Draft {
                     partners,
                     exceptions,
@@ -72,7 +85,8 @@ pub async fn execute(
                 RunOutcome::AlreadyClosed => {
                     format!("{period} is closed; its final reports stand. {ingested}")
                 }
-            })
+            };
+            Ok(format!("{outcome_line}{}", warning_lines(&ingest.warnings)))
         }
         Command::Close { period } => {
             let today = crate::close_guard::Today::now(settings.time_zone);

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use rustc_hash::FxHashMap;
 
 use polars::prelude::*;
-use rust_decimal::Decimal;
 
 use crate::domain::Rate;
 use crate::domain::money::{
-    Currency, EARNING_SCALE, ExactSum, Overflow, format_scaled, line_earning, write_scaled,
+    Currency, EARNING_SCALE, ExactSum, NoMinorUnits, Overflow, format_scaled, line_earning,
+    write_scaled,
 };
 use crate::domain::partner::Partner;
 use crate::domain::period::Period;
@@ -67,6 +67,8 @@ pub struct PartnerFigures {
     pub partner_name: String,
     pub program_id: String,
     pub currency: Currency,
+    /// The currency's minor units, as the figures were rounded to.
+    pub minor_units: u32,
     pub settlement: Settlement,
     pub hold_reasons: Vec<HoldReason>,
     pub categories: Vec<CategoryLine>,
@@ -74,8 +76,7 @@ pub struct PartnerFigures {
 
 impl PartnerFigures {
     pub fn minor_units(&self) -> u32 {
-        // Invariant: payout currencies are checked to have minor units when master data loads.
-        self.currency.minor_units().unwrap_or(0)
+        self.minor_units
     }
 }
 
@@ -150,6 +151,13 @@ pub enum ComputeError {
         partner_id: String,
         source: Overflow,
     },
+    #[error("partner {partner_id}: payout currency {source}")]
+    NoMinorUnits {
+        partner_id: String,
+        source: NoMinorUnits,
+    },
+    #[error("revenue segment: a stored line has no amount (row {row}): the store is corrupt")]
+    MissingAmount { row: usize },
     #[error("revenue segment: {0}")]
     Segment(#[from] PolarsError),
 }
@@ -485,7 +493,9 @@ impl<'m> PeriodComputer<'m> {
         for (row, (((((micro, is_late), pid), category), month_text), currency)) in rows.enumerate()
         {
             let position = positions.as_mut().map(|p| p.next().flatten());
-            let (micro, is_late) = (micro.unwrap_or(0), is_late.unwrap_or(false));
+            // Ingest never stores a line without its amount: a null is corruption, not zero.
+            let micro = micro.ok_or(ComputeError::MissingAmount { row })?;
+            let is_late = is_late.unwrap_or(false);
             let month_text = month_text.unwrap_or("");
             let booking = if is_late && late_unbooked {
                 Booking::Adjustment
@@ -727,7 +737,12 @@ impl<'m> PeriodComputer<'m> {
                 Some(stored) => stored.balances,
                 None => Balances::default(),
             };
-            let minor = currency.minor_units().unwrap_or(0);
+            let minor = currency
+                .minor_units()
+                .map_err(|source| ComputeError::NoMinorUnits {
+                    partner_id: partner.partner_id.clone(),
+                    source,
+                })?;
             let overflow = |source| ComputeError::Overflow {
                 partner_id: partner.partner_id.clone(),
                 source,
@@ -739,12 +754,14 @@ impl<'m> PeriodComputer<'m> {
                 .map_err(overflow)?;
             let hold_reasons =
                 eligibility::hold_reasons(partner, self.master.profile(&partner.partner_id), as_of);
-            // Invariant: check_configuration found a threshold for every programme partner's currency.
-            let min_payout = program
-                .min_payout
-                .get(&currency)
-                .copied()
-                .unwrap_or(Decimal::ZERO);
+            // check_configuration refuses this before anything is computed; never a zero threshold.
+            let min_payout = program.min_payout.get(&currency).copied().ok_or_else(|| {
+                ComputeError::MissingMinPayout {
+                    program: program.id.clone(),
+                    currency,
+                    partner_id: partner.partner_id.clone(),
+                }
+            })?;
             let settlement = ledger::settle(
                 before,
                 earned,
@@ -772,6 +789,7 @@ impl<'m> PeriodComputer<'m> {
                 partner_name: partner.name.clone(),
                 program_id: program.id.clone(),
                 currency,
+                minor_units: minor,
                 settlement,
                 hold_reasons,
                 categories,

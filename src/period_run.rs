@@ -21,6 +21,7 @@ use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
 use crate::ingest::revenue::{self, FileReader, RecordIndex, RowChecker};
 use crate::ingest::segment;
+use crate::ingest::warning::Warnings;
 use crate::notify::Renderer;
 use crate::notify::statement::StatementRecord;
 use crate::notify::templates::Language;
@@ -58,6 +59,9 @@ pub struct IngestSummary {
     pub rejected: u64,
     pub duplicates: u64,
     pub retried_resolved: u64,
+    /// What the run read past: master-data rows of unknown partners, skipped `revenue/`
+    /// entries. Stored with the run and listed by `status`.
+    pub warnings: Warnings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +108,14 @@ pub async fn ingest(
     let mut summary = IngestSummary::default();
     let last_closed = store.last_closed().await?;
     let known = store.ingested_file_hashes().await?;
-    let files = revenue::list_revenue_files(data_dir)
+    let (files, skipped) = revenue::list_revenue_files(data_dir)
         .with_context(|| format!("listing {}/revenue", data_dir.display()))?;
+    summary.warnings.extend(&master.warnings);
+    summary.warnings.extend(&skipped);
+    store
+        .record_warnings(run_id, &summary.warnings.listed())
+        .await
+        .context("recording the run's warnings")?;
     let pending = store.pending_retries().await?;
     // The record index (24 bytes a line ever ingested) is only needed to check new rows.
     let index = if pending.is_empty() && files.iter().all(|f| known.contains(&f.sha256)) {
@@ -182,7 +192,7 @@ pub fn preview(
     out: &Path,
 ) -> anyhow::Result<(usize, IngestSummary)> {
     let master = load_master(data_dir)?;
-    let files = revenue::list_revenue_files_unhashed(data_dir)
+    let (files, skipped) = revenue::list_revenue_files_unhashed(data_dir)
         .with_context(|| format!("listing {}/revenue", data_dir.display()))?;
     // Files rejected whole, with why. A file rejected after some of its lines were computed
     // starts the computation again without it: nothing of a rejected file may count.
@@ -192,6 +202,8 @@ pub fn preview(
         let mut computer =
             earnings::PeriodComputer::new(&master, period, Detail::Payouts)?.without_line_report();
         let mut summary = IngestSummary::default();
+        summary.warnings.extend(&master.warnings);
+        summary.warnings.extend(&skipped);
         let mut exceptions = Vec::new();
         for file in &files {
             if let Some(detail) = rejected.get(&file.source_file) {

@@ -20,12 +20,21 @@ pub const EARNING_SCALE: u32 = AMOUNT_SCALE + RATE_SCALE;
 /// Converted lines are rounded to this many places before the period sum (SPEC §3, §7.13).
 pub const CONVERTED_SCALE: u32 = 6;
 
+/// ISO 4217 codes that name no money: `XXX` is "no currency" (transactions without one) and
+/// `XTS` is reserved for testing. Neither can be a revenue, FX or payout currency.
+pub const NOT_MONEY: [&str; 2] = ["XXX", "XTS"];
+
 /// An ISO 4217 currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency(iso_currency::Currency);
 
+/// A currency without minor units (gold, SDR, …): amounts in it cannot be rounded for payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} has no minor units: it cannot be a payout currency")]
+pub struct NoMinorUnits(pub Currency);
+
 impl Currency {
-    /// Strictly three upper-case letters naming an ISO 4217 code.
+    /// Strictly three upper-case letters naming an ISO 4217 code that is money (not `NOT_MONEY`).
     pub fn parse(code: &str) -> Option<Self> {
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
             return None;
@@ -44,7 +53,8 @@ impl Currency {
             for (at, entry) in codes.iter_mut().enumerate() {
                 let letters = [at / 676, at / 26 % 26, at % 26].map(|l| b'A' + l as u8);
                 let code = std::str::from_utf8(&letters).unwrap_or_default();
-                *entry = iso_currency::Currency::from_code(code);
+                *entry =
+                    iso_currency::Currency::from_code(code).filter(|_| !NOT_MONEY.contains(&code));
             }
             codes
         });
@@ -55,10 +65,10 @@ impl Currency {
         self.0.code()
     }
 
-    /// Minor units of the currency (2 for USD, 0 for JPY, 3 for KWD); `None` for codes such
-    /// as XAU that cannot be a payout currency.
-    pub fn minor_units(self) -> Option<u32> {
-        self.0.exponent().map(u32::from)
+    /// Minor units of the currency (2 for USD, 0 for JPY, 3 for KWD); an error for codes such
+    /// as XAU that cannot be a payout currency. Never defaulted: a wrong guess mis-rounds money.
+    pub fn minor_units(self) -> Result<u32, NoMinorUnits> {
+        self.0.exponent().map(u32::from).ok_or(NoMinorUnits(self))
     }
 }
 
@@ -315,7 +325,7 @@ mod tests {
     #[test]
     fn currency_table_agrees_with_iso_4217() {
         for code in [
-            "USD", "EUR", "JPY", "KRW", "GBP", "KWD", "XAU", "ZZZ", "AAA",
+            "USD", "EUR", "JPY", "KRW", "GBP", "KWD", "XAU", "XDR", "ZZZ", "AAA",
         ] {
             assert_eq!(
                 Currency::parse(code).map(Currency::code),
@@ -353,10 +363,24 @@ mod tests {
     }
 
     #[test]
+    fn no_currency_and_the_test_code_are_not_money() {
+        assert!(iso_currency::Currency::from_code("XXX").is_some());
+        for code in NOT_MONEY {
+            assert_eq!(Currency::parse(code), None, "{code}");
+        }
+    }
+
+    #[test]
     fn currencies_know_their_minor_units() {
-        assert_eq!(Currency::parse("USD").unwrap().minor_units(), Some(2));
-        assert_eq!(Currency::parse("JPY").unwrap().minor_units(), Some(0));
-        assert_eq!(Currency::parse("KWD").unwrap().minor_units(), Some(3));
+        assert_eq!(Currency::parse("USD").unwrap().minor_units(), Ok(2));
+        assert_eq!(Currency::parse("JPY").unwrap().minor_units(), Ok(0));
+        assert_eq!(Currency::parse("KWD").unwrap().minor_units(), Ok(3));
+        let gold = Currency::parse("XAU").unwrap();
+        assert_eq!(gold.minor_units(), Err(NoMinorUnits(gold)));
+        assert_eq!(
+            gold.minor_units().unwrap_err().to_string(),
+            "XAU has no minor units: it cannot be a payout currency"
+        );
         assert!(Currency::parse("ABC").is_none());
         assert!(Currency::parse("usd").is_none());
     }

@@ -446,7 +446,8 @@ async fn compose(
                         message.partner_id, message.scope
                     )
                 })?;
-            let doc = StatementDoc::new(&record, &renderer.templates);
+            let doc = StatementDoc::new(&record, &renderer.templates)
+                .map_err(|e| format!("rendering the statement: {e}"))?;
             let (_, pdf) = renderer
                 .statement(&record)
                 .map_err(|e| format!("rendering the statement: {e:#}"))?;

@@ -33,7 +33,7 @@ impl Renderer {
 
     /// The HTML and PDF of one statement.
     pub fn statement(&self, record: &StatementRecord) -> anyhow::Result<(String, Vec<u8>)> {
-        let doc = StatementDoc::new(record, &self.templates);
+        let doc = StatementDoc::new(record, &self.templates)?;
         let html = self
             .templates
             .render_statement_html(&doc, Language::from_code(&record.language))?;

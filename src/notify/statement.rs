@@ -6,7 +6,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
 use super::templates::{Language, Templates};
-use crate::domain::money::format_minor;
+use crate::domain::money::{Currency, format_minor};
 use crate::domain::period::Period;
 use crate::domain::reasons::join_codes;
 use crate::earnings::PartnerFigures;
@@ -160,14 +160,33 @@ pub struct StatementDoc {
     pub holds: Vec<HoldDoc>,
 }
 
+/// A stored statement that cannot be shown: its amounts cannot be rounded for display.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "statement of partner {partner_id} for {period}: `{currency}` is not a currency with minor units"
+)]
+pub struct StatementCurrencyError {
+    pub partner_id: String,
+    pub period: String,
+    pub currency: String,
+}
+
 impl StatementDoc {
-    pub fn new(record: &StatementRecord, templates: &Templates) -> Self {
+    pub fn new(
+        record: &StatementRecord,
+        templates: &Templates,
+    ) -> Result<Self, StatementCurrencyError> {
         let language = Language::from_code(&record.language);
         let label = |key: &str| templates.label(language, key);
         let currency = record.currency.as_str();
-        let minor = crate::domain::money::Currency::parse(currency)
-            .and_then(|c| c.minor_units())
-            .unwrap_or(2);
+        // Never a default number of places: a wrong guess would show the partner wrong money.
+        let minor = Currency::parse(currency)
+            .and_then(|c| c.minor_units().ok())
+            .ok_or_else(|| StatementCurrencyError {
+                partner_id: record.partner_id.clone(),
+                period: record.period.clone(),
+                currency: record.currency.clone(),
+            })?;
         let lines = record
             .lines
             .iter()
@@ -185,7 +204,7 @@ impl StatementDoc {
             })
             .collect();
         let money = |text: &str| display_money(text, currency);
-        Self {
+        Ok(Self {
             language: language.code().to_owned(),
             partner_id: record.partner_id.clone(),
             partner_name: record.partner_name.clone(),
@@ -211,7 +230,7 @@ impl StatementDoc {
                     action: templates.label(language, &format!("holds.{code}.action")),
                 })
                 .collect(),
-        }
+        })
     }
 }
 

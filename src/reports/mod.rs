@@ -171,7 +171,7 @@ pub fn write_period_reports(
         "carried",
     ])?;
     for ((program_id, currency), (partners, payable, held, carried)) in summary {
-        let minor = currency.minor_units().unwrap_or(0);
+        let minor = currency.minor_units().map_err(io::Error::other)?;
         writer.write_record([
             text_cell(program_id).as_ref(),
             currency.code(),

@@ -27,6 +27,7 @@ use crate::earnings::StoredBalance;
 use crate::ingest::master::InputFile;
 use crate::ingest::revenue::{FileIngest, PendingRow, RecordIndex, Rejection, RetryResolution};
 use crate::ingest::segment::Segment;
+use crate::ingest::warning::Warning;
 use crate::ledger::Balances;
 use crate::notify::statement::StatementRecord;
 
@@ -286,6 +287,36 @@ impl Store {
             })
             .collect();
         Self::insert_rows(&mut tx, "run_inputs", &["run_id", "file", "sha256"], rows).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores the run's warnings (already bounded by `warning::MAX_WARNINGS`), in order.
+    pub async fn record_warnings(&self, run_id: &str, warnings: &[Warning]) -> StoreResult<()> {
+        if warnings.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let rows = warnings
+            .iter()
+            .enumerate()
+            .map(|(seq, w)| {
+                vec![
+                    Arg::Text(run_id.to_owned()),
+                    Arg::Int(seq as i64),
+                    Arg::Text(w.file.clone()),
+                    Arg::OptInt(w.line.map(|l| l as i64)),
+                    Arg::Text(w.message.clone()),
+                ]
+            })
+            .collect();
+        Self::insert_rows(
+            &mut tx,
+            "run_warnings",
+            &["run_id", "seq", "file", "line", "message"],
+            rows,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

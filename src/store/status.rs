@@ -56,12 +56,25 @@ pub struct RunStatus {
     pub outcome: String,
     pub detail: Option<String>,
     pub inputs: Vec<InputStatus>,
+    /// How many warnings the run recorded (listed for the latest run in `warnings`).
+    pub warnings: u64,
+}
+
+/// A warning of the latest run: input it read past without using (`ingest::warning`).
+#[derive(Debug, Serialize)]
+pub struct WarningStatus {
+    pub run_id: String,
+    pub file: String,
+    pub line: Option<u64>,
+    pub message: String,
 }
 
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub periods: Vec<PeriodStatus>,
     pub runs: Vec<RunStatus>,
+    /// The warnings of the latest run, in the order it found them.
+    pub warnings: Vec<WarningStatus>,
     /// Open exceptions by reason code.
     pub exceptions: BTreeMap<String, u64>,
     /// Partners missing from partners.csv whose money the store keeps (`PARTNER_MISSING`), as
@@ -235,6 +248,11 @@ impl Store {
                 .iter()
                 .map(|r| Ok(InputStatus { file: r.try_get(0)?, sha256: r.try_get(1)? }))
                 .collect::<StoreResult<Vec<_>>>()?;
+            let warnings = sqlx::query("SELECT COUNT(*) FROM run_warnings WHERE run_id = $1")
+                .bind(id.clone())
+                .fetch_one(pool)
+                .await?
+                .try_get::<i64, _>(0)? as u64;
             runs.push(RunStatus {
                 id,
                 command: row.try_get(1)?,
@@ -244,7 +262,25 @@ impl Store {
                 outcome: row.try_get(5)?,
                 detail: row.try_get::<Option<String>, _>(6)?.filter(|d| !d.is_empty()),
                 inputs,
+                warnings,
             });
+        }
+        let mut warnings = Vec::new();
+        if let Some(latest) = runs.first() {
+            for row in sqlx::query(
+                "SELECT file, line, message FROM run_warnings WHERE run_id = $1 ORDER BY seq",
+            )
+            .bind(latest.id.clone())
+            .fetch_all(pool)
+            .await?
+            {
+                warnings.push(WarningStatus {
+                    run_id: latest.id.clone(),
+                    file: row.try_get(0)?,
+                    line: row.try_get::<Option<i64>, _>(1)?.map(|l| l as u64),
+                    message: row.try_get(2)?,
+                });
+            }
         }
 
         let count_by = async |sql: &str| -> StoreResult<BTreeMap<String, u64>> {
@@ -304,6 +340,7 @@ impl Store {
         Ok(StatusReport {
             periods: periods.into_values().collect(),
             runs,
+            warnings,
             exceptions,
             partners_missing,
             outbox,
@@ -351,13 +388,17 @@ pub fn render_status(report: &StatusReport) -> String {
         );
         let _ = writeln!(
             out,
-            "  {}  {:<6} {:<8} {:<10} {:>7}  {} input file(s){}",
+            "  {}  {:<6} {:<8} {:<10} {:>7}  {} input file(s){}{}",
             r.started_at,
             r.command,
             r.period.as_deref().unwrap_or("-"),
             r.outcome,
             duration,
             r.inputs.len(),
+            match r.warnings {
+                0 => String::new(),
+                n => format!(", {n} warning(s)"),
+            },
             r.detail
                 .as_deref()
                 .map(|d| format!("  {d}"))
@@ -370,6 +411,13 @@ pub fn render_status(report: &StatusReport) -> String {
                 &input.sha256[..16.min(input.sha256.len())],
                 input.file
             );
+        }
+    }
+    if let Some(first) = report.warnings.first() {
+        let _ = writeln!(out, "WARNINGS (latest run {})", first.run_id);
+        for w in &report.warnings {
+            let at = w.line.map(|l| format!(": line {l}")).unwrap_or_default();
+            let _ = writeln!(out, "  {}{at}: {}", w.file, w.message);
         }
     }
     let _ = writeln!(out, "OPEN EXCEPTIONS");
