@@ -681,8 +681,9 @@ fn missing_partner_detail(missing: &MissingPartner) -> String {
     let mut kept = Vec::new();
     if let Some(stored) = &missing.balance {
         let money = |amount: rust_decimal::Decimal| match stored.currency.minor_units() {
-            Some(minor) => format_minor(amount, minor),
-            None => amount.to_string(),
+            Ok(minor) => format_minor(amount, minor),
+            // Only words in a detail: the exact amount as stored.
+            Err(_) => amount.to_string(),
         };
         kept.push(format!(
             "held {} {currency}, carried {} {currency}",
