@@ -8,6 +8,7 @@ mod jobs;
 mod lease;
 mod outbox;
 mod redact;
+mod resend;
 mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ pub use jobs::{FireClaim, JobFireSummary};
 pub use lease::Lease;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, WaveProgress};
 pub use redact::{redact_url, url_scheme};
+pub use resend::{ResendOutcome, ResendRequest, ResendStatus};
 pub use status::{JobStatus, StatusReport, render_status};
 
 use crate::domain::money::Currency;

@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::Row;
 
+use super::resend::ResendStatus;
 use super::{Store, StoreResult};
 
 /// How many recent runs `status` shows.
@@ -62,6 +63,8 @@ pub struct StatusReport {
     pub waves: Vec<WaveStatus>,
     /// Scheduled jobs (filled by the command layer, which knows the jobs folder).
     pub jobs: Vec<JobStatus>,
+    /// `payout resend` requests, latest first: who, when, what was queued.
+    pub resends: Vec<ResendStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,7 +97,7 @@ pub struct WaveStatus {
     pub completed: i64,
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(super) fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
@@ -247,6 +250,7 @@ impl Store {
             failed_messages,
             waves,
             jobs: Vec::new(),
+            resends: self.recent_resends().await?,
         })
     }
 }
@@ -326,6 +330,26 @@ pub fn render_status(report: &StatusReport) -> String {
             "  failed #{} {} {} to {}: {}",
             failed.id, failed.kind, failed.partner_id, failed.recipient, failed.reason
         );
+    }
+    if !report.resends.is_empty() {
+        let _ = writeln!(out, "RESENDS (latest first)");
+        for resend in &report.resends {
+            let _ = writeln!(
+                out,
+                "  {}  {} partner {} by {}: {} queued{}, {} already had it",
+                resend.requested_at,
+                resend.period,
+                resend.partner_id,
+                resend.requested_by,
+                resend.queued,
+                if resend.recipients.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", resend.recipients.join(", "))
+                },
+                resend.already_had
+            );
+        }
     }
     if !report.jobs.is_empty() {
         let _ = writeln!(out, "JOBS");
