@@ -84,8 +84,23 @@ fn url_password(url: &str) -> Option<String> {
     })
 }
 
+/// The one query parameter the PostgreSQL driver reads a password from.
+const PG_PASSWORD_PARAMETER: &str = "password";
+
 /// Connects once to the PostgreSQL server of `url` and closes the connection again.
 pub async fn probe_postgres(url: &str) -> Result<(), ConnectFailure> {
+    // The driver ignores a parameter it does not know and logs it, value included: a
+    // password given as `pwd=`, `PASSWORD=` or `sslpassword=` would be printed and not used.
+    if let Some(key) = super::redact::secret_query_keys(url)
+        .into_iter()
+        .find(|key| *key != PG_PASSWORD_PARAMETER)
+    {
+        return Err(ConnectFailure::InvalidUrl {
+            reason: format!(
+                "query parameter `{key}` is not read by the PostgreSQL driver; give the password as `{PG_PASSWORD_PARAMETER}=` or in the user info"
+            ),
+        });
+    }
     let password = url_password(url);
     let options = PgConnectOptions::from_str(url).map_err(|e| ConnectFailure::InvalidUrl {
         reason: scrub(e.to_string(), password.as_deref()),
@@ -127,7 +142,8 @@ pub async fn probe_postgres(url: &str) -> Result<(), ConnectFailure> {
                 return Err(failure);
             }
             Attempt::Transient(failure) => {
-                tracing::warn!(%failure, attempt, "database not reachable yet; retrying");
+                // Not a warning: the final failure is the one the operator reads, once.
+                tracing::info!(%failure, attempt, "database not reachable yet; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
                 attempt += 1;

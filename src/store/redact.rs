@@ -73,6 +73,19 @@ fn secret_query_values(url: &str, authority_start: usize) -> Vec<Range<usize>> {
     values
 }
 
+/// The keys of the secret query parameters of `url`, as written.
+pub fn secret_query_keys(url: &str) -> Vec<&str> {
+    let authority_start = url.find("://").map_or(0, |i| i + "://".len());
+    secret_query_values(url, authority_start)
+        .into_iter()
+        .filter_map(|value| {
+            let key_end = value.start - 1; // the `=`
+            let key_start = url[..key_end].rfind(['?', '&'])? + 1;
+            Some(&url[key_start..key_end])
+        })
+        .collect()
+}
+
 fn is_secret_key(key: &str) -> bool {
     url::form_urlencoded::parse(key.as_bytes())
         .next()
@@ -145,6 +158,15 @@ mod tests {
             redact_url("postgres://h/db?pass%77ord=x"),
             "postgres://h/db?pass%77ord=***"
         );
+    }
+
+    #[test]
+    fn secret_keys_are_found_as_written() {
+        assert_eq!(
+            secret_query_keys("postgres://h/db?password=a&PWD=b&sslmode=x&pass%77ord=c"),
+            vec!["password", "PWD", "pass%77ord"]
+        );
+        assert!(secret_query_keys("postgres://u:p@h/db").is_empty());
     }
 
     #[test]
