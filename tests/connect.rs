@@ -89,6 +89,20 @@ fn an_sqlite_file_that_cannot_be_opened_is_reported_once() {
 }
 
 #[test]
+fn an_sqlite_file_that_cannot_be_set_up_is_reported_not_retried() {
+    // Read-only: the connection opens, but switching it to WAL fails; the pool would retry that
+    // set-up until it timed out.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("payout.db");
+    std::fs::write(&path, b"").unwrap(); // an empty file is an empty SQLite database
+    assert_fails_naming(
+        &format!("sqlite://{}?mode=ro", path.display()),
+        "readonly database",
+        "no secret here",
+    );
+}
+
+#[test]
 fn a_server_that_never_answers_is_given_up_on_within_seconds() {
     // Accepts connections and never says a word, as a blackholed server would look.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -226,11 +226,16 @@ fn classify_postgres(
     }
 }
 
-/// Opens the SQLite file of `url` (created when missing, as the pool will) and reads its
-/// header, so that a missing folder, a file without permission or a file that is not a
-/// database is reported before anything else. Local: no deadline; a locked database waits
+/// Opens the SQLite file of `url` (created when missing, as the pool will), reads its header
+/// and runs the pool's `pragmas`, so that a missing folder, a file without permission, a file
+/// that is not a database or a read-only one is reported before anything else (the pool would
+/// retry a failing set-up until it timed out). Local: no deadline; a locked database waits
 /// `busy_timeout` like every statement.
-pub async fn probe_sqlite(url: &str, busy_timeout: Duration) -> Result<(), ConnectFailure> {
+pub async fn probe_sqlite(
+    url: &str,
+    busy_timeout: Duration,
+    pragmas: &str,
+) -> Result<(), ConnectFailure> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| ConnectFailure::InvalidUrl {
             reason: e.to_string(),
@@ -245,13 +250,15 @@ pub async fn probe_sqlite(url: &str, busy_timeout: Duration) -> Result<(), Conne
     let mut connection = SqliteConnection::connect_with(&options)
         .await
         .map_err(|e| cannot_open(sqlite_reason(&e, &path)))?;
-    let header = sqlx::query("PRAGMA schema_version")
+    let header = match sqlx::query("PRAGMA schema_version")
         .fetch_optional(&mut connection)
-        .await;
+        .await
+    {
+        Ok(_) => sqlx::raw_sql(pragmas).execute(&mut connection).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
     let _ = connection.close().await;
-    header
-        .map(|_| ())
-        .map_err(|e| cannot_open(sqlite_reason(&e, &path)))
+    header.map_err(|e| cannot_open(sqlite_reason(&e, &path)))
 }
 
 fn sqlite_reason(error: &sqlx::Error, path: &Path) -> String {
@@ -283,6 +290,7 @@ mod tests {
         let failure = probe_sqlite(
             "sqlite:///nonexistent-dir/x.db?mode=rwc",
             Duration::from_secs(1),
+            "",
         )
         .await
         .unwrap_err();
@@ -299,7 +307,7 @@ mod tests {
         let path = dir.path().join("notes.db");
         std::fs::write(&path, vec![b'x'; 4096]).unwrap();
         let url = format!("sqlite://{}?mode=rwc", path.display());
-        let text = probe_sqlite(&url, Duration::from_secs(1))
+        let text = probe_sqlite(&url, Duration::from_secs(1), "PRAGMA foreign_keys = ON;")
             .await
             .unwrap_err()
             .to_string();

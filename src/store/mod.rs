@@ -77,6 +77,15 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Run on every SQLite connection (and by the first one, so that a failure is reported
+/// rather than retried by the pool until it times out).
+fn sqlite_pragmas() -> String {
+    format!(
+        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+    )
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -166,6 +175,7 @@ impl Store {
                 connect::probe_sqlite(
                     &connect_url,
                     Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS),
+                    &sqlite_pragmas(),
                 )
                 .await
             }
@@ -179,11 +189,7 @@ impl Store {
             options = options.after_connect(|connection, _| {
                 Box::pin(async move {
                     use sqlx::Executor;
-                    let pragmas = format!(
-                        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
-                         PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-                    );
-                    connection.execute(pragmas.as_str()).await?;
+                    connection.execute(sqlite_pragmas().as_str()).await?;
                     Ok(())
                 })
             });
