@@ -114,14 +114,9 @@ pub async fn execute(
             requested_by,
         } => {
             let requested_by = crate::resend::requester(requested_by)?;
-            let outcome = crate::resend::resend(
-                store,
-                &settings.data_dir,
-                period,
-                &partner,
-                &requested_by,
-            )
-            .await?;
+            let outcome =
+                crate::resend::resend(store, &settings.data_dir, period, &partner, &requested_by)
+                    .await?;
             Ok(if outcome.queued.is_empty() {
                 format!(
                     "{period}: nothing queued: the {} current recipient(s) of partner {partner}'s statement already have it",

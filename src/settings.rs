@@ -114,6 +114,9 @@ mod tests {
         };
         let text = format!("{settings:?}");
         assert!(!text.contains("S3cr") && !text.contains("M41l"), "{text}");
-        assert!(text.contains("postgres://payout:***@db.example/payout"), "{text}");
+        assert!(
+            text.contains("postgres://payout:***@db.example/payout"),
+            "{text}"
+        );
     }
 }

@@ -59,7 +59,10 @@ fn assert_fails_naming(url: &str, cause: &str, secret: &str) {
 
 #[test]
 fn a_refused_connection_fails_at_once_naming_it() {
-    let url = format!("postgres://payout:Refused-S3cret@127.0.0.1:{}/payout", free_port());
+    let url = format!(
+        "postgres://payout:Refused-S3cret@127.0.0.1:{}/payout",
+        free_port()
+    );
     assert_fails_naming(&url, "connection refused", "Refused-S3cret");
 }
 

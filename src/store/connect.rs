@@ -121,8 +121,7 @@ pub async fn probe_postgres(url: &str) -> Result<(), ConnectFailure> {
         let wait = deadline
             .saturating_duration_since(started)
             .min(ATTEMPT_TIMEOUT);
-        let outcome = match tokio::time::timeout(wait, PgConnection::connect_with(&options)).await
-        {
+        let outcome = match tokio::time::timeout(wait, PgConnection::connect_with(&options)).await {
             Ok(Ok(connection)) => {
                 let _ = connection.close().await;
                 Attempt::Connected
@@ -254,7 +253,10 @@ pub async fn probe_sqlite(
         .fetch_optional(&mut connection)
         .await
     {
-        Ok(_) => sqlx::raw_sql(pragmas).execute(&mut connection).await.map(|_| ()),
+        Ok(_) => sqlx::raw_sql(pragmas)
+            .execute(&mut connection)
+            .await
+            .map(|_| ()),
         Err(e) => Err(e),
     };
     let _ = connection.close().await;
@@ -320,10 +322,7 @@ mod tests {
         let password = url_password(url);
         assert_eq!(password.as_deref(), Some("p@ss#word"));
         assert_eq!(
-            scrub(
-                "bad: p@ss#word at db.example".into(),
-                password.as_deref()
-            ),
+            scrub("bad: p@ss#word at db.example".into(), password.as_deref()),
             "bad: *** at db.example"
         );
     }

@@ -187,15 +187,51 @@ mod tests {
 
     /// URL forms as (text before the password, text after it, expected redaction).
     const FORMS: [(&str, &str, &str); 9] = [
-        ("postgres://payout:", "@db.example:5432/payout", "postgres://payout:***@db.example:5432/payout"),
-        ("postgresql://payout:", "@db.example/payout?sslmode=require", "postgresql://payout:***@db.example/payout?sslmode=require"),
-        ("postgres://payout@db.example/payout?password=", "", "postgres://payout@db.example/payout?password=***"),
-        ("postgres://db.example/payout?PASS=", "&sslmode=require", "postgres://db.example/payout?PASS=***&sslmode=require"),
-        ("postgres://payout@db.example/payout?application_name=x&pwd=", "", "postgres://payout@db.example/payout?application_name=x&pwd=***"),
-        ("postgres://payout@db.example/payout?sslpassword=", "&sslmode=verify-full", "postgres://payout@db.example/payout?sslpassword=***&sslmode=verify-full"),
-        ("smtp://mailer:", "@mail.example:587", "smtp://mailer:***@mail.example:587"),
-        ("smtps://mailer:", "@mail.example", "smtps://mailer:***@mail.example"),
-        ("sqlite://payout.db?passwd=", "", "sqlite://payout.db?passwd=***"),
+        (
+            "postgres://payout:",
+            "@db.example:5432/payout",
+            "postgres://payout:***@db.example:5432/payout",
+        ),
+        (
+            "postgresql://payout:",
+            "@db.example/payout?sslmode=require",
+            "postgresql://payout:***@db.example/payout?sslmode=require",
+        ),
+        (
+            "postgres://payout@db.example/payout?password=",
+            "",
+            "postgres://payout@db.example/payout?password=***",
+        ),
+        (
+            "postgres://db.example/payout?PASS=",
+            "&sslmode=require",
+            "postgres://db.example/payout?PASS=***&sslmode=require",
+        ),
+        (
+            "postgres://payout@db.example/payout?application_name=x&pwd=",
+            "",
+            "postgres://payout@db.example/payout?application_name=x&pwd=***",
+        ),
+        (
+            "postgres://payout@db.example/payout?sslpassword=",
+            "&sslmode=verify-full",
+            "postgres://payout@db.example/payout?sslpassword=***&sslmode=verify-full",
+        ),
+        (
+            "smtp://mailer:",
+            "@mail.example:587",
+            "smtp://mailer:***@mail.example:587",
+        ),
+        (
+            "smtps://mailer:",
+            "@mail.example",
+            "smtps://mailer:***@mail.example",
+        ),
+        (
+            "sqlite://payout.db?passwd=",
+            "",
+            "sqlite://payout.db?passwd=***",
+        ),
     ];
 
     /// Whether the password goes in the query (where a raw `&` would end it).
