@@ -96,6 +96,18 @@ pub enum Command {
         #[arg(long, env = "PAYOUT_MAX_RETRY_WAIT_SECS", default_value_t = 60)]
         max_retry_wait_secs: u64,
     },
+    /// Queue a closed period's statement to the partner's current recipients that have not
+    /// had it yet (after an address was corrected in the master data); once per recipient.
+    Resend {
+        #[arg(long, env = "PAYOUT_PERIOD")]
+        period: Period,
+        /// The partner's id (digits).
+        #[arg(long, value_parser = partner_id)]
+        partner: String,
+        /// Who asks, recorded with the resend. Default: the login name ($USER).
+        #[arg(long, env = "PAYOUT_REQUESTED_BY")]
+        requested_by: Option<String>,
+    },
     /// Queue invitations for partners found eligible but not enrolled by the latest run.
     Invite,
     /// Queue the migration-wave emails and reminders due today.
@@ -122,4 +134,14 @@ pub enum Command {
         #[arg(long, env = "PAYOUT_JOBS", default_value = "jobs")]
         jobs: PathBuf,
     },
+}
+
+/// A partner id as the master data writes it: digits only.
+fn partner_id(text: &str) -> Result<String, String> {
+    let id = text.trim();
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(id.to_owned())
+    } else {
+        Err(format!("`{text}` is not a partner id (digits)"))
+    }
 }

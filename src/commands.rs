@@ -131,6 +131,29 @@ pub async fn execute(
                 summary.sent, summary.failed, summary.retried, summary.queued
             ))
         }
+        Command::Resend {
+            period,
+            partner,
+            requested_by,
+        } => {
+            let requested_by = crate::resend::requester(requested_by)?;
+            let outcome =
+                crate::resend::resend(store, &settings.data_dir, period, &partner, &requested_by)
+                    .await?;
+            Ok(if outcome.queued.is_empty() {
+                format!(
+                    "{period}: nothing queued: the {} current recipient(s) of partner {partner}'s statement already have it",
+                    outcome.already_had.len()
+                )
+            } else {
+                format!(
+                    "{period}: statement of partner {partner} queued to {} new recipient(s) ({}); {} current recipient(s) already had it",
+                    outcome.queued.len(),
+                    outcome.queued.join(", "),
+                    outcome.already_had.len()
+                )
+            })
+        }
         Command::Invite => {
             let master = MasterData::load(&settings.data_dir)?;
             Ok(match campaigns::invite(store, &master).await? {

@@ -14,6 +14,7 @@ pub mod notify;
 pub mod period_run;
 pub mod progress;
 pub mod reports;
+pub mod resend;
 pub mod scheduler;
 pub mod settings;
 pub mod store;

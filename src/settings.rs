@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::cli::{Cli, LogFormat};
+use crate::store::redact_url;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://payout.db";
 pub const DEFAULT_MAIL_FROM: &str = "incentives@payout.example";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
     pub reports_dir: PathBuf,
@@ -23,8 +24,24 @@ pub struct Settings {
     pub time_zone: chrono_tz::Tz,
 }
 
+/// Written with the URLs redacted, so that logging the settings cannot show a password.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("reports_dir", &self.reports_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("mail_dir", &self.mail_dir)
+            .field("mail_from", &self.mail_from)
+            .field("log_format", &self.log_format)
+            .field("time_zone", &self.time_zone)
+            .finish()
+    }
+}
+
 /// `payout.toml`: the same names as the flags, all optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     data: Option<PathBuf>,
@@ -96,5 +113,30 @@ fn read_file_settings(path: &Path) -> anyhow::Result<FileSettings> {
         Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileSettings::default()),
         Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_shows_no_password() {
+        let settings = Settings {
+            data_dir: "fixtures".into(),
+            reports_dir: "reports".into(),
+            database_url: "postgres://payout:S3cr#t@db.example/payout".into(),
+            smtp_url: Some("smtp://mailer:M41l?pw@mail.example:587".into()),
+            mail_dir: "reports/outbox".into(),
+            mail_from: DEFAULT_MAIL_FROM.into(),
+            log_format: LogFormat::Human,
+            time_zone: chrono_tz::UTC,
+        };
+        let text = format!("{settings:?}");
+        assert!(!text.contains("S3cr") && !text.contains("M41l"), "{text}");
+        assert!(
+            text.contains("postgres://payout:***@db.example/payout"),
+            "{text}"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! `payout send`: delivers the outbox. Senders claim rows, compose each message from the store
 //! (the statement PDF is rendered again from the recorded figures), and deliver over
 //! `--connections` SMTP connections kept open across messages, or as `.eml` files. Temporary failures are retried with exponential backoff
-//! up to `MAX_SMTP_ATTEMPTS`; permanent ones are marked failed with the server's reply; an
-//! unreachable server leaves every message queued. A message keeps its `Message-ID` for life,
+//! up to `MAX_SMTP_ATTEMPTS`, and so is a store error while composing a message (the row stays
+//! queued); permanent ones are marked failed with the server's reply; an unreachable server
+//! leaves every message queued. A message keeps its `Message-ID` for life,
 //! so a crash between the server's acceptance and the row being marked sent can at worst send
 //! the same message again.
 
@@ -60,6 +61,17 @@ pub struct SendSummary {
     pub retried: u64,
     /// Still queued when `send` returned (retries not yet due).
     pub queued: u64,
+}
+
+/// Why a message could not be composed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ComposeError {
+    /// The store could not be read (a busy or unreachable database): a temporary failure, the
+    /// row stays queued and is tried again with backoff.
+    Store(String),
+    /// The message can never be built as it stands (bad address, missing statement, template
+    /// error): that message is failed, the batch goes on.
+    Permanent(String),
 }
 
 /// How one delivery attempt ended.
@@ -280,7 +292,7 @@ async fn compose_all(
     renderer: &Arc<Renderer>,
     from: &Mailbox,
     batch: Vec<ClaimedMessage>,
-) -> Vec<(ClaimedMessage, Result<Message, String>)> {
+) -> Vec<(ClaimedMessage, Result<Message, ComposeError>)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let limit = Arc::new(tokio::sync::Semaphore::new(cores));
     let mut tasks = JoinSet::new();
@@ -353,7 +365,7 @@ pub async fn send(
             }
         }
         let composed = compose_all(store, &renderer, &from, batch).await;
-        let mut shares: Vec<Vec<(ClaimedMessage, Result<Message, String>)>> =
+        let mut shares: Vec<Vec<(ClaimedMessage, Result<Message, ComposeError>)>> =
             (0..connections).map(|_| Vec::new()).collect();
         for (index, item) in composed.into_iter().enumerate() {
             shares[index % connections].push(item);
@@ -376,7 +388,8 @@ pub async fn send(
                     } else {
                         let attempt = match email {
                             Ok(email) => sender.deliver(&transport, &message, email).await,
-                            Err(reason) => Attempt::Permanent(reason),
+                            Err(ComposeError::Store(reason)) => Attempt::Temporary(reason),
+                            Err(ComposeError::Permanent(reason)) => Attempt::Permanent(reason),
                         };
                         outcome(&message, attempt, retry_base_ms, &mut report)
                     };
@@ -430,8 +443,9 @@ async fn compose(
     renderer: &Renderer,
     from: &Mailbox,
     message: &ClaimedMessage,
-) -> Result<Message, String> {
-    let to = mailbox(&message.recipient_name, &message.recipient)?;
+) -> Result<Message, ComposeError> {
+    use ComposeError::Permanent;
+    let to = mailbox(&message.recipient_name, &message.recipient).map_err(Permanent)?;
     let language = Language::from_code(message.context["language"].as_str().unwrap_or("en"));
     let mut attachment = None;
     let body: EmailBody = match message.kind.as_str() {
@@ -439,18 +453,18 @@ async fn compose(
             let record = store
                 .statement(&message.scope, &message.partner_id)
                 .await
-                .map_err(|e| format!("loading the statement: {e}"))?
+                .map_err(|e| ComposeError::Store(format!("loading the statement: {e}")))?
                 .ok_or_else(|| {
-                    format!(
+                    Permanent(format!(
                         "no statement of partner {} for {}",
                         message.partner_id, message.scope
-                    )
+                    ))
                 })?;
             let doc = StatementDoc::new(&record, &renderer.templates)
-                .map_err(|e| format!("rendering the statement: {e}"))?;
+                .map_err(|e| ComposeError::Permanent(format!("rendering the statement: {e}")))?;
             let (_, pdf) = renderer
                 .statement(&record)
-                .map_err(|e| format!("rendering the statement: {e:#}"))?;
+                .map_err(|e| Permanent(format!("rendering the statement: {e:#}")))?;
             attachment = Some((
                 format!("statement-{}-{}.pdf", record.partner_id, record.period),
                 pdf,
@@ -463,20 +477,21 @@ async fn compose(
             renderer
                 .templates
                 .render_email("statement", Language::from_code(&record.language), &context)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| Permanent(e.to_string()))?
         }
         "invitation" | "migration" => renderer
             .templates
             .render_email(&message.kind, language, &message.context)
-            .map_err(|e| e.to_string())?,
-        other => return Err(format!("unknown message kind `{other}`")),
+            .map_err(|e| Permanent(e.to_string()))?,
+        other => return Err(Permanent(format!("unknown message kind `{other}`"))),
     };
     let alternative = MultiPart::alternative()
         .singlepart(SinglePart::plain(body.text))
         .singlepart(SinglePart::html(body.html));
     let content = match attachment {
         Some((name, pdf)) => {
-            let pdf_type = ContentType::parse("application/pdf").map_err(|e| e.to_string())?;
+            let pdf_type =
+                ContentType::parse("application/pdf").map_err(|e| Permanent(e.to_string()))?;
             MultiPart::mixed()
                 .multipart(alternative)
                 .singlepart(Attachment::new(name).body(pdf, pdf_type))
@@ -489,5 +504,5 @@ async fn compose(
         .subject(body.subject)
         .message_id(Some(message.message_id.clone()))
         .multipart(content)
-        .map_err(|e| format!("cannot build the message: {e}"))
+        .map_err(|e| Permanent(format!("cannot build the message: {e}")))
 }

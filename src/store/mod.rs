@@ -3,9 +3,12 @@
 //! embedded default) and PostgreSQL backends, each with its own migrations. Every state change
 //! of a run is one transaction. Money is TEXT decimal, never a float.
 
+mod connect;
 mod jobs;
 mod lease;
 mod outbox;
+mod redact;
+mod resend;
 mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -15,9 +18,12 @@ use rust_decimal::Decimal;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use connect::{CONNECT_DEADLINE, ConnectFailure};
 pub use jobs::{FireClaim, FireKey, JobRecord, RecordedJobFileError};
 pub use lease::Lease;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, WaveProgress};
+pub use redact::{redact_url, url_scheme};
+pub use resend::{ResendOutcome, ResendRequest, ResendStatus};
 pub use status::{DraftRecord, JobFileErrorStatus, JobStatus, StatusReport, render_status};
 
 use crate::domain::money::Currency;
@@ -39,6 +45,10 @@ const SQLITE_BUSY_TIMEOUT_MS: u64 = 60_000;
 const MAX_CONNECTIONS: u32 = 4;
 /// The `source_file` of a `PARTNER_MISSING` exception: the file the partner is missing from.
 pub const MISSING_PARTNER_SOURCE: &str = "partners.csv";
+/// How long a task waits for one of the pool's connections once the database is known to be
+/// reachable: longer than `SQLITE_BUSY_TIMEOUT_MS`, since a connection waiting for SQLite's
+/// write lock keeps its slot that long.
+const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -48,13 +58,19 @@ pub enum Backend {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {url}: {source}")]
-    Connect { url: String, source: sqlx::Error },
+    /// The cause is shown once, in the message (not also as a chained source).
+    #[error("database {url}: {failure}")]
+    Connect {
+        url: String,
+        failure: ConnectFailure,
+    },
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
-    #[error("unsupported database URL `{0}` (expected sqlite://… or postgres://…)")]
+    /// Only the scheme is shown: the layout of an unknown URL, and where its secrets are, is
+    /// unknown.
+    #[error("unsupported database URL scheme `{0}` (expected sqlite://… or postgres://…)")]
     UnsupportedUrl(String),
     #[error("{0}")]
     Busy(String),
@@ -64,15 +80,13 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A URL with any password replaced, safe to log or print.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
+/// Run on every SQLite connection (and by the first one, so that a failure is reported
+/// rather than retried by the pool until it times out).
+fn sqlite_pragmas() -> String {
+    format!(
+        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+         PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+    )
 }
 
 pub fn now_ms() -> i64 {
@@ -136,7 +150,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects, creating an SQLite file on first use, and applies migrations.
+    /// Connects, creating an SQLite file on first use, and applies migrations. A database that
+    /// cannot be reached fails within `CONNECT_DEADLINE` with its cause (`connect`).
     pub async fn connect(url: &str) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -144,7 +159,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+            return Err(StoreError::UnsupportedUrl(url_scheme(url).to_owned()));
         };
         let connect_url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
@@ -152,29 +167,51 @@ impl Store {
             }
             _ => url.to_owned(),
         };
+        let failed = |failure| StoreError::Connect {
+            url: redact_url(url),
+            failure,
+        };
+        // One explicit connection first: its failure names the cause, where the pool would
+        // retry a refused connection until it timed out.
+        match backend {
+            Backend::Sqlite => {
+                connect::probe_sqlite(
+                    &connect_url,
+                    Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS),
+                    &sqlite_pragmas(),
+                )
+                .await
+            }
+            Backend::Postgres => connect::probe_postgres(&connect_url).await,
+        }
+        .map_err(failed)?;
         let mut options = AnyPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(Duration::from_secs(120));
+            .acquire_timeout(POOL_ACQUIRE_TIMEOUT);
         if backend == Backend::Sqlite {
             options = options.after_connect(|connection, _| {
                 Box::pin(async move {
                     use sqlx::Executor;
-                    let pragmas = format!(
-                        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
-                         PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
-                    );
-                    connection.execute(pragmas.as_str()).await?;
+                    connection.execute(sqlite_pragmas().as_str()).await?;
                     Ok(())
                 })
             });
         }
-        let pool = options
-            .connect(&connect_url)
-            .await
-            .map_err(|source| StoreError::Connect {
-                url: redact_url(url),
-                source,
-            })?;
+        let pool = match backend {
+            // Local: opening waits for SQLite's write lock like any statement.
+            Backend::Sqlite => options.connect(&connect_url).await,
+            // Reachable a moment ago; should it stop answering now, give up as quickly.
+            Backend::Postgres => {
+                tokio::time::timeout(CONNECT_DEADLINE, options.connect(&connect_url))
+                    .await
+                    .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            }
+        }
+        .map_err(|e| {
+            failed(ConnectFailure::Other {
+                reason: format!("opening the connection pool: {e}"),
+            })
+        })?;
         let store = Self { pool, backend };
         store.migrate().await?;
         Ok(store)

@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::Row;
 
+use super::resend::ResendStatus;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::reasons::RejectReason;
 use crate::ingest::master::InputFile;
@@ -91,6 +92,8 @@ pub struct StatusReport {
     pub jobs: Vec<JobStatus>,
     /// Job files that could not be loaded: here, or by a `serve` when it started.
     pub job_errors: Vec<JobFileErrorStatus>,
+    /// `payout resend` requests, latest first: who, when, what was queued.
+    pub resends: Vec<ResendStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,7 +153,7 @@ pub struct WaveStatus {
     pub completed: i64,
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(super) fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
@@ -348,6 +351,7 @@ impl Store {
             waves,
             jobs: Vec::new(),
             job_errors: Vec::new(),
+            resends: self.recent_resends().await?,
         })
     }
 }
@@ -447,6 +451,26 @@ pub fn render_status(report: &StatusReport) -> String {
             "  failed #{} {} {} to {}: {}",
             failed.id, failed.kind, failed.partner_id, failed.recipient, failed.reason
         );
+    }
+    if !report.resends.is_empty() {
+        let _ = writeln!(out, "RESENDS (latest first)");
+        for resend in &report.resends {
+            let _ = writeln!(
+                out,
+                "  {}  {} partner {} by {}: {} queued{}, {} already had it",
+                resend.requested_at,
+                resend.period,
+                resend.partner_id,
+                resend.requested_by,
+                resend.queued,
+                if resend.recipients.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", resend.recipients.join(", "))
+                },
+                resend.already_had
+            );
+        }
     }
     render_jobs(&mut out, report);
     if !report.waves.is_empty() {
