@@ -67,3 +67,37 @@ fn email_bodies() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_same_statement_renders_to_the_same_pdf_bytes_in_another_process_and_store() {
+    let mut rendered = Vec::new();
+    for backend in common::backends() {
+        let env = Env::new(backend).await;
+        env.ok(&["close", "--period", "2026-09"]);
+        let dir = env.reports.join("2026-09/statements");
+        let mut pdfs: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pdf"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        pdfs.sort();
+        assert!(pdfs.len() >= 5, "statements were rendered: {}", pdfs.len());
+        rendered.push(pdfs);
+    }
+    // A second store of the same backend, closed by another process, when only SQLite is tested.
+    if rendered.len() == 1 {
+        let env = Env::new(Backend::Sqlite).await;
+        env.ok(&["close", "--period", "2026-09"]);
+        let first = &rendered[0];
+        for (name, bytes) in first {
+            let again = std::fs::read(env.reports.join("2026-09/statements").join(name)).unwrap();
+            assert!(&again == bytes, "{name} differs between two closes");
+        }
+    } else {
+        assert!(rendered[0] == rendered[1], "statements differ between SQLite and PostgreSQL");
+    }
+}
