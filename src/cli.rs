@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::domain::period::Period;
 
+/// Defaults of `payout send`, shared with the scheduler's `send` fires (`commands::command_for`).
+pub const SEND_CONNECTIONS: usize = 4;
+pub const SEND_RETRY_BASE_MS: u64 = 1000;
+pub const SEND_MAX_RETRY_WAIT_SECS: u64 = 60;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "payout",
@@ -87,13 +92,13 @@ pub enum Command {
     /// Deliver the email outbox (SMTP with --smtp-url, else .eml files under --mail-dir).
     Send {
         /// SMTP connections, and messages in flight, at once.
-        #[arg(long, env = "PAYOUT_SMTP_CONNECTIONS", default_value_t = 4)]
+        #[arg(long, env = "PAYOUT_SMTP_CONNECTIONS", default_value_t = SEND_CONNECTIONS)]
         connections: usize,
         /// First retry delay after a temporary failure; doubled on each attempt.
-        #[arg(long, env = "PAYOUT_RETRY_BASE_MS", default_value_t = 1000)]
+        #[arg(long, env = "PAYOUT_RETRY_BASE_MS", default_value_t = SEND_RETRY_BASE_MS)]
         retry_base_ms: u64,
         /// How long to wait for retries that are due soon before returning.
-        #[arg(long, env = "PAYOUT_MAX_RETRY_WAIT_SECS", default_value_t = 60)]
+        #[arg(long, env = "PAYOUT_MAX_RETRY_WAIT_SECS", default_value_t = SEND_MAX_RETRY_WAIT_SECS)]
         max_retry_wait_secs: u64,
     },
     /// Queue a closed period's statement to the partner's current recipients that have not

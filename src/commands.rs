@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::campaigns;
-use crate::cli::Command;
+use crate::cli::{self, Command};
 use crate::domain::period::{Period, parse_date};
 use crate::ingest::MasterData;
 use crate::ingest::warning::Warnings;
@@ -257,9 +257,9 @@ pub fn command_for(run: &JobRun, jobs_dir: &Path, time_zone: chrono_tz::Tz) -> C
             jobs: jobs_dir.to_owned(),
         },
         (JobCommand::Send, _) => Command::Send {
-            connections: 4,
-            retry_base_ms: 1000,
-            max_retry_wait_secs: 60,
+            connections: cli::SEND_CONNECTIONS,
+            retry_base_ms: cli::SEND_RETRY_BASE_MS,
+            max_retry_wait_secs: cli::SEND_MAX_RETRY_WAIT_SECS,
         },
         (JobCommand::Invite, _) => Command::Invite,
         (JobCommand::Migrate, _) => Command::Migrate {

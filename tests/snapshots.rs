@@ -98,6 +98,9 @@ async fn the_same_statement_renders_to_the_same_pdf_bytes_in_another_process_and
             assert!(&again == bytes, "{name} differs between two closes");
         }
     } else {
-        assert!(rendered[0] == rendered[1], "statements differ between SQLite and PostgreSQL");
+        assert!(
+            rendered[0] == rendered[1],
+            "statements differ between SQLite and PostgreSQL"
+        );
     }
 }
