@@ -10,7 +10,7 @@ use polars::prelude::*;
 use proptest::prelude::*;
 
 use payout::ingest::MasterData;
-use payout::ingest::revenue::{FileReader, RecordIndex, RevenueFile, RowChecker};
+use payout::ingest::{FileReader, RecordIndex, RevenueFile, RowChecker};
 
 fn master() -> &'static MasterData {
     static MASTER: OnceLock<MasterData> = OnceLock::new();

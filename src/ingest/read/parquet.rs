@@ -12,8 +12,12 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::rows::Rows;
-use super::segment::{REVENUE_COLUMNS, SEGMENT_ROWS};
+use rayon::prelude::*;
+
+use super::{CheckedPart, encode_error};
+use crate::ingest::rows::Rows;
+use crate::ingest::segment::{REVENUE_COLUMNS, SEGMENT_ROWS};
+use crate::ingest::validate::RowChecker;
 
 /// The widest DECIMAL read: 38 digits, what a 128-bit decimal holds (DuckDB, Spark, pyarrow's
 /// `decimal128`); `decimal256` is refused.
@@ -196,6 +200,29 @@ fn guard<T>(read: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
             "not a readable Parquet file: the reader failed: {what}"
         ))
     })
+}
+
+/// A Parquet slice's rows, cut into a part per core, each part read out and checked there.
+/// `offset` is the slice's first row in the file.
+pub(super) fn check_parquet(
+    checker: &RowChecker,
+    frame: &DataFrame,
+    offset: usize,
+    source_file: &str,
+) -> Result<Vec<CheckedPart<'static>>, String> {
+    let parts = rayon::current_num_threads() * 2;
+    let size = frame.height().div_ceil(parts).max(1);
+    (0..frame.height())
+        .step_by(size)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let part = frame.slice(start as i64, size);
+            let rows = rows(&part, offset + start)?;
+            let text = part.columns().to_vec();
+            CheckedPart::with_text(checker, rows, Some(text), source_file).map_err(encode_error)
+        })
+        .collect()
 }
 
 #[cfg(test)]
