@@ -1,7 +1,13 @@
 //! Physical line numbers of byte offsets in an input file, as an editor shows them: `\n`,
 //! `\r\n` and a lone `\r` each end a line. The `csv` crate accepts all three as record
 //! terminators, but its own line count sees only `\n`, so a file with CR-only line ends would
-//! report every row on line 1. Never used on anything but master data and programs.toml.
+//! report every row on line 1. `LineCounter` counts in memory (master data, programs.toml),
+//! `FileLineCounter` reading forward through a file (quoted revenue CSV). Never used on the
+//! plain CSV path, which has no lone `\r` and counts `\n` alone.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
 
 /// 1-based line of a byte offset (the line the byte at `offset` is on).
 pub fn line_of_offset(bytes: &[u8], offset: usize) -> u64 {
@@ -55,6 +61,76 @@ impl<'a> LineCounter<'a> {
             .map_or(self.bytes.len(), |skip| offset + skip);
         self.line_at(start)
     }
+}
+
+/// Physical line numbers of byte offsets, read forward through the file once: the `csv` crate
+/// does not count blank lines, and a line number must be the one an editor shows. A line ends
+/// at `\n`, `\r\n` or a lone `\r` (old Mac and some Excel exports), as the `csv` crate reads it.
+pub struct FileLineCounter {
+    reader: BufReader<File>,
+    at: u64,
+    line: u64,
+    /// The last byte counted was a carriage return: a `\n` right after it ends no new line.
+    after_cr: bool,
+}
+
+impl FileLineCounter {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            reader: BufReader::with_capacity(1 << 16, File::open(path)?),
+            at: 0,
+            line: 1,
+            after_cr: false,
+        })
+    }
+
+    /// The line where a record starting at byte `offset` has its first character; offsets
+    /// must not go backwards.
+    pub fn record_line(&mut self, offset: u64) -> std::io::Result<u64> {
+        use std::io::BufRead;
+        while self.at < offset {
+            let buffer = self.reader.fill_buf()?;
+            if buffer.is_empty() {
+                break;
+            }
+            let take = buffer.len().min((offset - self.at) as usize);
+            let (ends, after_cr) = line_ends(&buffer[..take], self.after_cr);
+            (self.line, self.after_cr) = (self.line + ends, after_cr);
+            self.reader.consume(take);
+            self.at += take as u64;
+        }
+        // The csv crate's record starts after the last terminator, before skipped blank lines.
+        loop {
+            let first = self.reader.fill_buf()?.first().copied();
+            match first {
+                Some(byte @ (b'\n' | b'\r')) => {
+                    let (ends, after_cr) = line_ends(&[byte], self.after_cr);
+                    (self.line, self.after_cr) = (self.line + ends, after_cr);
+                }
+                _ => break,
+            }
+            self.reader.consume(1);
+            self.at += 1;
+        }
+        Ok(self.line)
+    }
+}
+
+/// How many lines end in `bytes` (`\n`, `\r\n` or a lone `\r`), and whether it ends in `\r`;
+/// `after_cr`: the byte before `bytes` was a carriage return.
+pub fn line_ends(bytes: &[u8], after_cr: bool) -> (u64, bool) {
+    let mut ends = 0;
+    for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+        let follows_cr = if at == 0 {
+            after_cr
+        } else {
+            bytes[at - 1] == b'\r'
+        };
+        if bytes[at] == b'\r' || !follows_cr {
+            ends += 1;
+        }
+    }
+    (ends, bytes.last().map_or(after_cr, |&b| b == b'\r'))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::files::{RevenueFile, is_plain_csv};
+use super::lines::FileLineCounter;
 use super::rows::{MAX_DETAIL_BYTES, MAX_RAW_BYTES, RowProblem, Rows, bounded, column_positions};
 use super::segment::{self, REVENUE_COLUMNS, Segment, SegmentMeta};
 use super::validate::{Precheck, RowChecker, RowVerdict};
@@ -22,7 +23,7 @@ mod quoted;
 
 use parquet::check_parquet;
 use plain::{PlainCsvBlocks, check_plain};
-use quoted::{LineCounter, open_quoted_csv, read_quoted};
+use quoted::{open_quoted_csv, read_quoted};
 
 /// A rejected row (or, with `line: None`, a whole file): data, not an error (SPEC §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +181,7 @@ enum Source {
         reader: csv::Reader<BufReader<File>>,
         positions: [usize; 7],
         header_fields: usize,
-        lines: LineCounter,
+        lines: FileLineCounter,
     },
     /// Slices (first row, rows) along the file's row groups, in order.
     Parquet {
