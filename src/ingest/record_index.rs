@@ -10,7 +10,6 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use rayon::prelude::*;
 
 use super::segment;
-use super::validate::Precheck;
 
 /// Every `record_id` ever ingested, as (hash of the id -> hash of the seven fields). The 128-bit
 /// id hash makes a false match between two ids practically impossible (about 2^-64 at 10^10 ids).
@@ -78,17 +77,16 @@ impl Default for RecordIndex {
 impl IndexShard {
     /// The index part of settling a row (SPEC §2 order: duplicates before the partner and FX
     /// checks): a new id is taken only by a row that is accepted.
-    fn settle(&mut self, precheck: &Precheck) -> Settled {
-        let Precheck::Valid {
+    fn settle(&mut self, row: Option<RowKey>) -> Settled {
+        let Some(RowKey {
             id_hash,
             content_hash,
-            after_index,
-            ..
-        } = precheck
+            takes_id,
+        }) = row
         else {
             return Settled::Rejected;
         };
-        let key = id_key(*id_hash);
+        let key = id_key(id_hash);
         // One probe of the pending table for both the look-up and the insert.
         let slot = match self.pending.entry(key) {
             Entry::Occupied(existing) => Err(*existing.get()),
@@ -98,15 +96,25 @@ impl IndexShard {
             },
         };
         match slot {
-            Err(existing) if existing == *content_hash => Settled::Duplicate,
+            Err(existing) if existing == content_hash => Settled::Duplicate,
             Err(_) => Settled::Conflict,
-            Ok(_) if after_index.is_some() => Settled::Rejected,
+            Ok(_) if !takes_id => Settled::Rejected,
             Ok(slot) => {
-                slot.insert(*content_hash);
+                slot.insert(content_hash);
                 Settled::Accepted
             }
         }
     }
+}
+
+/// What the record index needs of a row that passed the row-local checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowKey {
+    pub id_hash: u128,
+    pub content_hash: u64,
+    /// Whether the row is accepted unless the index finds its id (else it is rejected for
+    /// another reason, and only a duplicate or a conflict can change that).
+    pub takes_id: bool,
 }
 
 /// What the record index decided for a prechecked row.
@@ -178,11 +186,16 @@ impl RecordIndex {
     }
 
     /// Settles prechecked rows: each shard takes its rows in order, the shards in parallel.
-    pub(super) fn settle_all(&mut self, prechecks: &[&Precheck]) -> Vec<Settled> {
+    /// `key_of` gives a row's key, `None` for a row rejected by its own checks.
+    pub(super) fn settle_all<R: Sync>(
+        &mut self,
+        prechecks: &[R],
+        key_of: impl Fn(&R) -> Option<RowKey> + Sync,
+    ) -> Vec<Settled> {
         let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); self.shards.len()];
         for (row, precheck) in prechecks.iter().enumerate() {
-            if let Precheck::Valid { id_hash, .. } = precheck {
-                rows_of[self.shard_of(*id_hash)].push(row as u32);
+            if let Some(key) = key_of(precheck) {
+                rows_of[self.shard_of(key.id_hash)].push(row as u32);
             }
         }
         let mut settled = vec![Settled::Rejected; prechecks.len()];
@@ -192,7 +205,7 @@ impl RecordIndex {
             .zip(rows_of)
             .map(|(shard, rows)| {
                 rows.into_iter()
-                    .map(|row| (row, shard.settle(prechecks[row as usize])))
+                    .map(|row| (row, shard.settle(key_of(&prechecks[row as usize]))))
                     .collect()
             })
             .collect();

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 
 use super::lookup::IdIndex;
-use super::record_index::{RecordIndex, Settled};
+use super::record_index::{RecordIndex, RowKey, Settled};
 use super::segment::REVENUE_COLUMNS;
 use super::{MasterData, Program};
 use crate::domain::money::{Currency, DecimalTextError, parse_amount_micro};
@@ -52,6 +52,23 @@ pub enum Precheck {
 }
 
 impl Precheck {
+    /// What the record index needs of the row; `None` when its own checks rejected it.
+    fn key(&self) -> Option<RowKey> {
+        match self {
+            Precheck::Rejected(..) => None,
+            Precheck::Valid {
+                id_hash,
+                content_hash,
+                after_index,
+                ..
+            } => Some(RowKey {
+                id_hash: *id_hash,
+                content_hash: *content_hash,
+                takes_id: after_index.is_none(),
+            }),
+        }
+    }
+
     /// The verdict, given what the record index decided.
     fn verdict(&self, settled: Settled, checker: &RowChecker, record_id: &str) -> RowVerdict {
         match (self, settled) {
@@ -133,7 +150,7 @@ impl<'m> RowChecker<'m> {
         prechecks: &[&Precheck],
         record_id: impl Fn(usize) -> &'r str,
     ) -> Vec<RowVerdict> {
-        let settled = self.index.settle_all(prechecks);
+        let settled = self.index.settle_all(prechecks, |precheck| precheck.key());
         prechecks
             .iter()
             .zip(settled)
