@@ -6,6 +6,7 @@
 //! (duplicates, in row order) → batches laid out as `segment`s; `retry` sends kept rejections
 //! through the same checks. Nothing here writes to the store or the reports.
 
+pub mod file_rejection;
 pub mod files;
 pub mod lines;
 pub mod lookup;
@@ -19,6 +20,7 @@ pub mod segment;
 pub mod validate;
 pub mod warning;
 
+pub use file_rejection::FileRejection;
 pub use files::{RevenueFile, list_revenue_files, list_revenue_files_unhashed};
 pub use master::{MasterData, MasterDataError};
 pub use programs::{Program, Programs};

@@ -44,7 +44,7 @@ pub fn retry_rows(rows: &[PendingRow], checker: &mut RowChecker) -> PolarsResult
                 let fields: [&str; 7] = std::array::from_fn(|i| row.fields[i].as_str());
                 owned
                     .push_owned(fields, None, row.line, None)
-                    .map_err(|e| PolarsError::ComputeError(e.into()))?;
+                    .map_err(|e| PolarsError::ComputeError(e.to_string().into()))?;
             }
             let part = CheckedPart::new(checker, owned, &batch[0].source_file)?;
             let mut pending = batch.iter();

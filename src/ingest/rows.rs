@@ -9,6 +9,8 @@ use std::borrow::Cow;
 
 use memchr::memchr;
 
+use super::file_rejection::FileRejection;
+
 use super::segment::REVENUE_COLUMNS;
 
 /// Bytes of CSV text read at a time: bounds memory whatever the file's size.
@@ -166,13 +168,13 @@ impl<'t> Rows<'t> {
         raw: Option<&str>,
         line: u64,
         problem: Option<RowProblem>,
-    ) -> Result<(), String> {
+    ) -> Result<(), FileRejection> {
         if let Some(problem) = problem.or_else(|| field_problem(&fields)) {
             self.problems.push((self.len() as u32, problem));
         }
         let adding = fields.iter().map(|f| f.len()).sum::<usize>() + raw.map_or(0, str::len);
         if self.text.len() + adding > u32::MAX as usize {
-            return Err(format!("line {line}: more than 4 GiB of text in one block"));
+            return Err(FileRejection::BlockTooLarge { line });
         }
         let mut push = |text: &str| {
             let owned = self.text.to_mut();
@@ -191,12 +193,12 @@ impl<'t> Rows<'t> {
 
 /// Column positions of the seven fields in a header. A column named twice is ambiguous and
 /// rejects the file (empty names, which spreadsheets leave after a trailing comma, excepted).
-pub fn column_positions(headers: &[&str]) -> Result<[usize; 7], String> {
+pub fn column_positions(headers: &[&str]) -> Result<[usize; 7], FileRejection> {
     for (at, name) in headers.iter().enumerate() {
         if !name.is_empty() && headers[..at].contains(name) {
-            return Err(format!(
-                "column `{name}` appears more than once in the header"
-            ));
+            return Err(FileRejection::HeaderColumnTwice {
+                column: (*name).to_owned(),
+            });
         }
     }
     let mut positions = [0usize; 7];
@@ -204,7 +206,7 @@ pub fn column_positions(headers: &[&str]) -> Result<[usize; 7], String> {
         *slot = headers
             .iter()
             .position(|h| *h == column)
-            .ok_or_else(|| format!("missing column `{column}`"))?;
+            .ok_or(FileRejection::MissingColumn { column })?;
     }
     Ok(positions)
 }

@@ -10,6 +10,7 @@ use std::io::BufReader;
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use super::file_rejection::FileRejection;
 use super::files::{RevenueFile, is_plain_csv};
 use super::lines::FileLineCounter;
 use super::rows::{MAX_DETAIL_BYTES, MAX_RAW_BYTES, RowProblem, Rows, bounded, column_positions};
@@ -201,18 +202,13 @@ pub struct FileReader<'f> {
 
 impl<'f> FileReader<'f> {
     /// Opens a file; an error rejects the file whole (SPEC §7.2).
-    pub fn open(file: &'f RevenueFile) -> Result<Self, String> {
+    pub fn open(file: &'f RevenueFile) -> Result<Self, FileRejection> {
         let extension = file
             .path
             .extension()
             .map(|e| e.to_string_lossy().to_ascii_lowercase());
         let source = match extension.as_deref() {
-            Some("csv")
-                if file
-                    .plain
-                    .map_or_else(|| is_plain_csv(&file.path), Ok)
-                    .map_err(|e| format!("cannot read: {e}"))? =>
-            {
+            Some("csv") if file.plain.map_or_else(|| is_plain_csv(&file.path), Ok)? => {
                 let (blocks, headers) = PlainCsvBlocks::open(&file.path)?;
                 let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
                 let positions = column_positions(&headers)?;
@@ -226,7 +222,7 @@ impl<'f> FileReader<'f> {
             Some("parquet") => Source::Parquet {
                 slices: parquet::open(&file.path)?.into_iter(),
             },
-            _ => return Err("not a CSV or Parquet file (expected .csv or .parquet)".to_owned()),
+            _ => return Err(FileRejection::UnknownExtension),
         };
         Ok(Self {
             file,
@@ -238,7 +234,7 @@ impl<'f> FileReader<'f> {
     /// The accepted lines of the next block that has any, with the rejected rows once
     /// `REJECTION_BATCH` of them are pending; `None` at the end of the file (`finish` then has
     /// the last rejections).
-    pub fn next_batch(&mut self, checker: &mut RowChecker) -> Result<Option<Step>, String> {
+    pub fn next_batch(&mut self, checker: &mut RowChecker) -> Result<Option<Step>, FileRejection> {
         loop {
             let source_file = self.file.source_file.as_str();
             let batch = match &mut self.source {
@@ -254,13 +250,13 @@ impl<'f> FileReader<'f> {
                         let mut rows = Rows::default();
                         let problem = RowProblem::LineTooLong { bytes: long.bytes };
                         rows.push_owned([""; 7], Some(&long.start), long.line, Some(problem))?;
-                        let parts =
-                            check_owned(checker, &rows, source_file).map_err(encode_error)?;
+                        let parts = check_owned(checker, &rows, source_file)
+                            .map_err(FileRejection::Encode)?;
                         settle(&mut self.ingest, source_file, checker, parts)
                     } else {
                         let parts =
                             check_plain(checker, &block, positions, *header_fields, source_file)
-                                .map_err(encode_error)?;
+                                .map_err(FileRejection::Encode)?;
                         settle(&mut self.ingest, source_file, checker, parts)
                     }
                 }
@@ -274,7 +270,8 @@ impl<'f> FileReader<'f> {
                     if rows.is_empty() {
                         return Ok(None);
                     }
-                    let parts = check_owned(checker, &rows, source_file).map_err(encode_error)?;
+                    let parts =
+                        check_owned(checker, &rows, source_file).map_err(FileRejection::Encode)?;
                     settle(&mut self.ingest, source_file, checker, parts)
                 }
                 Source::Parquet { slices } => {
@@ -286,7 +283,7 @@ impl<'f> FileReader<'f> {
                     settle(&mut self.ingest, source_file, checker, parts)
                 }
             }
-            .map_err(encode_error)?;
+            .map_err(FileRejection::Encode)?;
             let rejections = if self.ingest.rejections.len() >= REJECTION_BATCH {
                 std::mem::take(&mut self.ingest.rejections)
             } else {
@@ -305,10 +302,6 @@ impl<'f> FileReader<'f> {
     pub fn finish(self) -> FileIngest {
         self.ingest
     }
-}
-
-fn encode_error(e: PolarsError) -> String {
-    format!("cannot encode segment: {e}")
 }
 
 /// Settles the rows of a block's parts in order (the record index is the one thing that needs

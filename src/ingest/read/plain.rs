@@ -15,6 +15,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::CheckedPart;
+use crate::ingest::file_rejection::FileRejection;
 use crate::ingest::rows::{
     BLOCK_BYTES, MAX_FIELD_BYTES, MAX_LINE_BYTES, MAX_RAW_BYTES, RowProblem, Rows, field_problem,
 };
@@ -49,7 +50,7 @@ pub struct LongLine {
 
 impl PlainCsvBlocks {
     /// Opens the file and reads its header line.
-    pub fn open(path: &Path) -> Result<(Self, Vec<String>), String> {
+    pub fn open(path: &Path) -> Result<(Self, Vec<String>), FileRejection> {
         Self::open_with_block_size(path, BLOCK_BYTES)
     }
 
@@ -57,8 +58,8 @@ impl PlainCsvBlocks {
     pub fn open_with_block_size(
         path: &Path,
         block_bytes: usize,
-    ) -> Result<(Self, Vec<String>), String> {
-        let file = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    ) -> Result<(Self, Vec<String>), FileRejection> {
+        let file = File::open(path)?;
         let mut blocks = Self {
             reader: BufReader::with_capacity(1 << 16, file),
             block_bytes: block_bytes.max(1),
@@ -72,7 +73,7 @@ impl PlainCsvBlocks {
         let mut line = 1;
         loop {
             let Some(block) = blocks.next_block()? else {
-                return Err("not CSV: no header".to_owned());
+                return Err(FileRejection::NoHeader);
             };
             let text = block.text;
             let mut start = 0;
@@ -96,7 +97,7 @@ impl PlainCsvBlocks {
 
     /// The next block, or `None` at the end of the file. A block that is not UTF-8 fails the
     /// file, naming the line.
-    pub fn next_block(&mut self) -> Result<Option<PlainBlock>, String> {
+    pub fn next_block(&mut self) -> Result<Option<PlainBlock>, FileRejection> {
         if self.done && self.carry.is_empty() {
             return Ok(None);
         }
@@ -106,10 +107,7 @@ impl PlainCsvBlocks {
             while !self.done && bytes.len() < target {
                 let start = bytes.len();
                 bytes.resize(target, 0);
-                let n = self
-                    .reader
-                    .read(&mut bytes[start..])
-                    .map_err(|e| format!("cannot read: {e}"))?;
+                let n = self.reader.read(&mut bytes[start..])?;
                 bytes.truncate(start + n);
                 if n == 0 {
                     self.done = true;
@@ -136,7 +134,7 @@ impl PlainCsvBlocks {
         let text = String::from_utf8(bytes).map_err(|e| {
             let valid = e.utf8_error().valid_up_to();
             let line = first_line + memchr_iter(b'\n', &e.as_bytes()[..valid]).count() as u64;
-            format!("not UTF-8 (line {line})")
+            FileRejection::NotUtf8 { line }
         })?;
         Ok(Some(PlainBlock {
             text,
@@ -147,15 +145,12 @@ impl PlainCsvBlocks {
 
     /// Reads past the rest of a line whose first `start.len()` bytes are read already, keeping
     /// only its beginning: memory stays bounded whatever the line's length.
-    fn skip_long_line(&mut self, start: Vec<u8>) -> Result<PlainBlock, String> {
+    fn skip_long_line(&mut self, start: Vec<u8>) -> Result<PlainBlock, FileRejection> {
         use std::io::BufRead;
         let line = self.next_line;
         let mut bytes = start.len() as u64;
         while !self.done {
-            let buffer = self
-                .reader
-                .fill_buf()
-                .map_err(|e| format!("cannot read: {e}"))?;
+            let buffer = self.reader.fill_buf()?;
             if buffer.is_empty() {
                 self.done = true;
                 break;
@@ -424,6 +419,6 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert_eq!(error, "not UTF-8 (line 3)");
+        assert_eq!(error.to_string(), "not UTF-8 (line 3)");
     }
 }

@@ -8,6 +8,7 @@ use std::io::BufReader;
 use std::path::Path;
 
 use super::Source;
+use crate::ingest::file_rejection::FileRejection;
 use crate::ingest::lines::FileLineCounter;
 use crate::ingest::rows::{
     BLOCK_BYTES, MAX_RAW_BYTES, RowProblem, Rows, bounded, column_positions,
@@ -26,17 +27,18 @@ fn csv_line(texts: &[&str]) -> String {
         .to_owned()
 }
 
-pub(super) fn open_quoted_csv(path: &Path) -> Result<Source, String> {
-    let handle = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+pub(super) fn open_quoted_csv(path: &Path) -> Result<Source, FileRejection> {
+    let handle = File::open(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
         .from_reader(BufReader::with_capacity(1 << 20, handle));
     let header_record = reader
         .byte_headers()
-        .map_err(|e| format!("not CSV: {e}"))?
+        .map_err(FileRejection::NotCsv)?
         .clone();
-    std::str::from_utf8(header_record.as_slice()).map_err(|_| "not UTF-8 (line 1)".to_owned())?;
+    std::str::from_utf8(header_record.as_slice())
+        .map_err(|_| FileRejection::NotUtf8 { line: 1 })?;
     let headers: Vec<&str> = header_record
         .iter()
         .enumerate()
@@ -54,7 +56,7 @@ pub(super) fn open_quoted_csv(path: &Path) -> Result<Source, String> {
         reader,
         positions,
         header_fields: headers.len(),
-        lines: FileLineCounter::open(path).map_err(|e| format!("cannot read: {e}"))?,
+        lines: FileLineCounter::open(path)?,
     })
 }
 
@@ -64,7 +66,7 @@ pub(super) fn read_quoted(
     positions: &[usize; 7],
     header_fields: usize,
     lines: &mut FileLineCounter,
-) -> Result<Rows<'static>, String> {
+) -> Result<Rows<'static>, FileRejection> {
     let mut record = csv::ByteRecord::new();
     let mut rows = Rows::default();
     while rows.len() < SEGMENT_ROWS && rows.text.len() < BLOCK_BYTES {
@@ -73,23 +75,19 @@ pub(super) fn read_quoted(
             Ok(false) => break,
             Err(e) => {
                 let line = match e.position() {
-                    Some(p) => lines
-                        .record_line(p.byte())
-                        .map_err(|e| format!("cannot read: {e}"))?,
+                    Some(p) => lines.record_line(p.byte())?,
                     None => 0,
                 };
-                return Err(format!("not CSV (line {line}): {e}"));
+                return Err(FileRejection::NotCsvAt { line, source: e });
             }
         }
         let line = match record.position() {
-            Some(p) => lines
-                .record_line(p.byte())
-                .map_err(|e| format!("cannot read: {e}"))?,
+            Some(p) => lines.record_line(p.byte())?,
             None => 0,
         };
         let mut texts: Vec<&str> = Vec::with_capacity(record.len());
         for field in record.iter() {
-            texts.push(std::str::from_utf8(field).map_err(|_| format!("not UTF-8 (line {line})"))?);
+            texts.push(std::str::from_utf8(field).map_err(|_| FileRejection::NotUtf8 { line })?);
         }
         let fields = positions.map(|p| texts.get(p).copied().unwrap_or(""));
         let problem = (texts.len() != header_fields).then_some(RowProblem::FieldCount {

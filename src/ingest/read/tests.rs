@@ -147,6 +147,7 @@ fn a_column_named_twice_rejects_the_file() {
             plain: None,
         };
         let error = FileReader::open(&file).err().expect(name);
+        let error = error.to_string();
         assert!(error.contains("appears more than once"), "{name}: {error}");
     }
     // Empty names, as a trailing comma leaves them, are not ambiguous.
