@@ -19,7 +19,7 @@ pub struct RevenueFile {
     pub source_file: String,
     pub path: PathBuf,
     pub sha256: String,
-    /// Whether it is plain CSV (`rows::is_plain_csv`), when hashing found out already.
+    /// Whether it is plain CSV (`is_plain_csv`), when hashing found out already.
     pub plain: Option<bool>,
 }
 

@@ -3,8 +3,8 @@
 //! terminators, but its own line count sees only `\n`, so a file with CR-only line ends would
 //! report every row on line 1. `LineCounter` counts in memory (master data, programs.toml),
 //! `FileLineCounter` reading forward through a file (quoted revenue CSV); both count with
-//! `line_ends`, the one rule of what ends a line. Never used on the
-//! plain CSV path, which has no lone `\r` and counts `\n` alone.
+//! `line_ends`, the one rule of what ends a line. Never used on the plain CSV path, which has
+//! no lone `\r` and counts `\n` alone.
 
 use std::fs::File;
 use std::io::BufReader;
