@@ -18,7 +18,7 @@ use crate::domain::period::Period;
 use crate::domain::reasons::{EligibilityReason, HoldReason};
 use crate::eligibility;
 use crate::ingest::lookup::IdIndex;
-use crate::ingest::revenue::PARTNER_POSITION;
+use crate::ingest::read::PARTNER_POSITION;
 use crate::ingest::{MasterData, Program};
 use crate::ledger::{self, Balances, Settlement};
 

@@ -19,9 +19,9 @@ use crate::domain::reasons::RejectReason;
 use crate::earnings::{self, Detail, MissingPartner, PeriodComputation};
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
-use crate::ingest::revenue::{self, FileReader, RecordIndex, RowChecker};
 use crate::ingest::segment;
 use crate::ingest::warning::Warnings;
+use crate::ingest::{self as revenue, FileReader, RecordIndex, RowChecker};
 use crate::notify::Renderer;
 use crate::notify::statement::StatementRecord;
 use crate::notify::templates::Language;
@@ -267,13 +267,13 @@ pub fn preview(
                     }));
                 }
                 Err(detail) => {
-                    rejected.insert(file.source_file.clone(), detail.clone());
+                    rejected.insert(file.source_file.clone(), detail.to_string());
                     if computed_some {
                         continue 'attempt;
                     }
                     checker.index.discard();
                     summary.files_rejected += 1;
-                    exceptions.push(file_rejection(&file.source_file, detail));
+                    exceptions.push(file_rejection(&file.source_file, detail.to_string()));
                 }
             }
         }
@@ -352,10 +352,10 @@ async fn ingest_file(
         Ok(reader) => reader,
         Err(detail) => {
             writer
-                .reject(&file.source_file, detail.clone())
+                .reject(&file.source_file, detail.to_string())
                 .await
                 .with_context(storing)?;
-            return Ok(FileResult::Rejected(detail));
+            return Ok(FileResult::Rejected(detail.to_string()));
         }
     };
     // Each segment is stored by a task of its own while the next one is read, checked and
@@ -407,10 +407,10 @@ async fn ingest_file(
                 {
                     Some(writer) => {
                         writer
-                            .reject(&file.source_file, detail.clone())
+                            .reject(&file.source_file, detail.to_string())
                             .await
                             .with_context(storing)?;
-                        Ok(FileResult::Rejected(detail))
+                        Ok(FileResult::Rejected(detail.to_string()))
                     }
                     None => Ok(FileResult::AlreadyStored),
                 };

@@ -10,7 +10,7 @@ use polars::prelude::*;
 use proptest::prelude::*;
 
 use payout::ingest::MasterData;
-use payout::ingest::revenue::{FileReader, RecordIndex, RevenueFile, RowChecker};
+use payout::ingest::{FileReader, RecordIndex, RevenueFile, RowChecker};
 
 fn master() -> &'static MasterData {
     static MASTER: OnceLock<MasterData> = OnceLock::new();
@@ -28,9 +28,9 @@ fn read_file(path: &Path) -> Result<(), String> {
         plain: None,
     };
     let mut checker = RowChecker::new(master(), None, RecordIndex::default());
-    let mut reader = FileReader::open(&file)?;
+    let mut reader = FileReader::open(&file).map_err(|e| e.to_string())?;
     let mut handed_out = 0u64;
-    while let Some(step) = reader.next_batch(&mut checker)? {
+    while let Some(step) = reader.next_batch(&mut checker).map_err(|e| e.to_string())? {
         handed_out += step.rejections.len() as u64;
         if let Some(batch) = step.lines {
             assert_eq!(batch.frame.height(), batch.meta.rows());

@@ -12,8 +12,13 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::rows::Rows;
-use super::segment::{REVENUE_COLUMNS, SEGMENT_ROWS};
+use rayon::prelude::*;
+
+use super::CheckedPart;
+use crate::ingest::file_rejection::FileRejection;
+use crate::ingest::rows::Rows;
+use crate::ingest::segment::{REVENUE_COLUMNS, SEGMENT_ROWS};
+use crate::ingest::validate::RowChecker;
 
 /// The widest DECIMAL read: 38 digits, what a 128-bit decimal holds (DuckDB, Spark, pyarrow's
 /// `decimal128`); `decimal256` is refused.
@@ -21,26 +26,24 @@ const MAX_DECIMAL_PRECISION: usize = 38;
 
 /// Opens a Parquet revenue file: checks that each revenue column is there once with a type
 /// read exactly, and returns the slices (first row, rows) to read, in order.
-pub fn open(path: &Path) -> Result<Vec<(usize, usize)>, String> {
+pub fn open(path: &Path) -> Result<Vec<(usize, usize)>, FileRejection> {
     guard(|| {
-        let handle = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+        let handle = File::open(path)?;
         let mut reader = ParquetReader::new(handle);
-        let schema = reader
-            .schema()
-            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+        let schema = reader.schema().map_err(FileRejection::NotParquet)?;
         for column in REVENUE_COLUMNS {
             let mut fields = schema.iter().filter(|(name, _)| name.as_str() == column);
             let Some((_, field)) = fields.next() else {
-                return Err(format!("missing column `{column}`"));
+                return Err(FileRejection::MissingColumn { column });
             };
             if fields.next().is_some() {
-                return Err(format!("column `{column}` appears more than once"));
+                return Err(FileRejection::SchemaColumnTwice { column });
             }
             check_type(column, &field.dtype)?;
         }
         let groups: Vec<usize> = reader
             .get_metadata()
-            .map_err(|e| format!("not a readable Parquet file: {e}"))?
+            .map_err(FileRejection::NotParquet)?
             .row_groups
             .iter()
             .map(|g| g.num_rows())
@@ -50,7 +53,7 @@ pub fn open(path: &Path) -> Result<Vec<(usize, usize)>, String> {
 }
 
 /// Whether a column of this Parquet (Arrow) type can be read as exact text.
-fn check_type(column: &str, dtype: &ArrowDataType) -> Result<(), String> {
+fn check_type(column: &'static str, dtype: &ArrowDataType) -> Result<(), FileRejection> {
     use ArrowDataType as T;
     match dtype {
         T::Utf8 | T::LargeUtf8 | T::Utf8View | T::Null => Ok(()),
@@ -62,13 +65,17 @@ fn check_type(column: &str, dtype: &ArrowDataType) -> Result<(), String> {
             Ok(())
         }
         T::Dictionary(_, values, _) => check_type(column, values),
-        T::Float16 | T::Float32 | T::Float64 => Err(format!(
-            "column `{column}` is floating point ({dtype:?}): amounts and ids must be text, \
-             integers or DECIMAL, since a float has already been rounded"
-        )),
-        T::Decimal(..) | T::Decimal32(..) | T::Decimal64(..) | T::Decimal256(..) => Err(format!(
-            "column `{column}` is {dtype:?}: DECIMAL is read up to {MAX_DECIMAL_PRECISION} digits"
-        )),
+        T::Float16 | T::Float32 | T::Float64 => Err(FileRejection::FloatColumn {
+            column,
+            dtype: dtype.clone(),
+        }),
+        T::Decimal(..) | T::Decimal32(..) | T::Decimal64(..) | T::Decimal256(..) => {
+            Err(FileRejection::DecimalTooWide {
+                column,
+                dtype: dtype.clone(),
+                max_digits: MAX_DECIMAL_PRECISION,
+            })
+        }
         T::Boolean
         | T::Int128
         | T::UInt128
@@ -90,10 +97,10 @@ fn check_type(column: &str, dtype: &ArrowDataType) -> Result<(), String> {
         | T::Map(..)
         | T::Extension(_)
         | T::Union(_)
-        | T::Unknown => Err(format!(
-            "column `{column}` is {dtype:?}: revenue columns must be text, integers or DECIMAL \
-             (billing_month as text YYYY-MM)"
-        )),
+        | T::Unknown => Err(FileRejection::UnreadableType {
+            column,
+            dtype: dtype.clone(),
+        }),
     }
 }
 
@@ -129,18 +136,18 @@ fn slices(groups: &[usize]) -> Vec<(usize, usize)> {
 }
 
 /// One slice of a Parquet file's rows: the seven columns, as text, in `REVENUE_COLUMNS` order.
-pub fn read_slice(path: &Path, offset: usize, length: usize) -> Result<DataFrame, String> {
+pub fn read_slice(path: &Path, offset: usize, length: usize) -> Result<DataFrame, FileRejection> {
     guard(|| {
-        let handle = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+        let handle = File::open(path)?;
         let projection: Vec<String> = REVENUE_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
         let frame = ParquetReader::new(handle)
             .with_columns(Some(projection))
             .with_slice(Some((offset, length)))
             .finish()
-            .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+            .map_err(FileRejection::NotParquet)?;
         let mut texts = Vec::with_capacity(REVENUE_COLUMNS.len());
         for name in REVENUE_COLUMNS {
-            let column = frame.column(name).map_err(|e| e.to_string())?;
+            let column = frame.column(name).map_err(FileRejection::SliceColumns)?;
             // `open` checked the file's types; a slice decoded as anything else is refused too.
             // Dictionary-encoded text (pyarrow's `dictionary_encode`, pandas categoricals)
             // comes as a categorical.
@@ -150,29 +157,30 @@ pub fn read_slice(path: &Path, offset: usize, length: usize) -> Result<DataFrame
                 || column.dtype().is_decimal()
                 || column.dtype().is_null())
             {
-                return Err(format!(
-                    "column `{name}` was read as {}, not text, integers or DECIMAL",
-                    column.dtype()
-                ));
+                return Err(FileRejection::DecodedAs {
+                    column: name,
+                    dtype: column.dtype().clone(),
+                });
             }
-            texts.push(
-                column
-                    .cast(&DataType::String)
-                    .map_err(|e| format!("column `{name}` cannot be read as text: {e}"))?,
-            );
+            texts.push(column.cast(&DataType::String).map_err(|source| {
+                FileRejection::NotText {
+                    column: name,
+                    source,
+                }
+            })?);
         }
-        DataFrame::new(frame.height(), texts).map_err(|e| e.to_string())
+        DataFrame::new(frame.height(), texts).map_err(FileRejection::SliceColumns)
     })
 }
 
 /// Rows of a slice of text columns; `first_row` is its first row's place in the file. A null
 /// is an empty field (`MISSING_FIELD`), never a zero.
-pub fn rows(frame: &DataFrame, first_row: usize) -> Result<Rows<'static>, String> {
+pub fn rows(frame: &DataFrame, first_row: usize) -> Result<Rows<'static>, FileRejection> {
     let columns = frame
         .columns()
         .iter()
-        .map(|c| c.str().map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, String>>()?;
+        .map(|c| c.str().map_err(FileRejection::SliceColumns))
+        .collect::<Result<Vec<_>, FileRejection>>()?;
     let mut rows = Rows::default();
     let mut iters: Vec<_> = columns.iter().map(|c| c.iter()).collect();
     for row in 0..frame.height() {
@@ -185,17 +193,39 @@ pub fn rows(frame: &DataFrame, first_row: usize) -> Result<Rows<'static>, String
 
 /// Runs a polars read, turning a panic inside it into the file's rejection: no input may end
 /// the run.
-fn guard<T>(read: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+fn guard<T>(read: impl FnOnce() -> Result<T, FileRejection>) -> Result<T, FileRejection> {
     catch_unwind(AssertUnwindSafe(read)).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown cause".to_owned());
-        Err(format!(
-            "not a readable Parquet file: the reader failed: {what}"
-        ))
+        Err(FileRejection::ParquetReaderFailed { cause: what })
     })
+}
+
+/// A Parquet slice's rows, cut into a part per core, each part read out and checked there.
+/// `offset` is the slice's first row in the file.
+pub(super) fn check_parquet(
+    checker: &RowChecker,
+    frame: &DataFrame,
+    offset: usize,
+    source_file: &str,
+) -> Result<Vec<CheckedPart<'static>>, FileRejection> {
+    let parts = rayon::current_num_threads() * 2;
+    let size = frame.height().div_ceil(parts).max(1);
+    (0..frame.height())
+        .step_by(size)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let part = frame.slice(start as i64, size);
+            let rows = rows(&part, offset + start)?;
+            let text = part.columns().to_vec();
+            CheckedPart::with_text(checker, rows, Some(text), source_file)
+                .map_err(FileRejection::Encode)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -227,9 +257,9 @@ mod tests {
 
     #[test]
     fn a_panic_in_the_reader_rejects_the_file() {
-        let result: Result<(), String> = guard(|| panic!("activate 'dtype-x' feature"));
+        let result: Result<(), FileRejection> = guard(|| panic!("activate 'dtype-x' feature"));
         assert_eq!(
-            result.unwrap_err(),
+            result.unwrap_err().to_string(),
             "not a readable Parquet file: the reader failed: activate 'dtype-x' feature"
         );
     }
