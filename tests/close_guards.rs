@@ -172,7 +172,7 @@ async fn a_scheduled_close_of_the_current_month_is_a_failed_fire_with_the_reason
         std::fs::create_dir_all(&jobs).unwrap();
         std::fs::write(
             jobs.join("monthly-close.toml"),
-            "name = \"monthly-close\"\nschedule = \"0 * * * * *\"\ntime_zone = \"UTC\"\ncommand = \"close\"\nperiod = \"current\"\n",
+            "name = \"monthly-close\"\nschedule = \"0 * * * * *\"\ntime_zone = \"UTC\"\ncommand = \"close\"\nperiod = \"current\"\nenabled = true\n",
         )
         .unwrap();
         let cli = payout::cli::Cli::try_parse_from([

@@ -52,6 +52,9 @@ pub enum RowProblem {
     FieldTooLong { column: &'static str, bytes: usize },
     /// A line longer than `MAX_LINE_BYTES`; only its start is kept.
     LineTooLong { bytes: u64 },
+    /// A value under a column the header leaves unnamed (a trailing comma): the row has
+    /// shifted, as an unquoted `1,234.50` shifts it.
+    ValueWithoutHeader { field: usize },
 }
 
 impl std::fmt::Display for RowProblem {
@@ -64,6 +67,10 @@ impl std::fmt::Display for RowProblem {
             RowProblem::FieldTooLong { column, bytes } => write!(
                 f,
                 "`{column}` is {bytes} bytes long, more than the limit of {MAX_FIELD_BYTES}"
+            ),
+            RowProblem::ValueWithoutHeader { field } => write!(
+                f,
+                "field {field} has a value, but its column has no name in the header"
             ),
             RowProblem::LineTooLong { bytes } => write!(
                 f,

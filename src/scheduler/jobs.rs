@@ -97,12 +97,8 @@ struct JobToml {
     time_zone: String,
     command: String,
     period: Option<String>,
-    #[serde(default = "enabled_by_default")]
-    enabled: bool,
-}
-
-fn enabled_by_default() -> bool {
-    true
+    /// Defaults to `true`, except for `close` jobs, which must say it (see `parse_job`).
+    enabled: Option<bool>,
 }
 
 fn parse_job(file: &Path, text: &str) -> Result<JobSpec, JobFileError> {
@@ -135,6 +131,20 @@ fn parse_job(file: &Path, text: &str) -> Result<JobSpec, JobFileError> {
             ),
         )
     })?;
+    // Sealing a month is never a default: a close job names its period and whether it is on.
+    if command == JobCommand::Close {
+        for (field, given) in [
+            ("enabled", raw.enabled.is_some()),
+            ("period", raw.period.is_some()),
+        ] {
+            if !given {
+                return Err(error(
+                    field,
+                    format!("a close job must set `{field}` explicitly"),
+                ));
+            }
+        }
+    }
     let period = match (command, raw.period.as_deref()) {
         (JobCommand::Run | JobCommand::Close, None | Some("previous")) => {
             Some(PeriodRule::Previous)
@@ -163,7 +173,7 @@ fn parse_job(file: &Path, text: &str) -> Result<JobSpec, JobFileError> {
         schedule,
         command,
         period,
-        enabled: raw.enabled,
+        enabled: raw.enabled.unwrap_or(true),
     })
 }
 
@@ -259,6 +269,26 @@ mod tests {
         assert_eq!(err.field, "command");
         let err = parse_job(file, &format!("{ok}colour = \"red\"\n")).unwrap_err();
         assert!(err.to_string().starts_with("jobs/x.toml: colour:"), "{err}");
+    }
+
+    #[test]
+    fn a_close_job_must_say_its_period_and_whether_it_is_enabled() {
+        let file = Path::new("jobs/close.toml");
+        let bare =
+            "name = \"c\"\nschedule = \"0 0 6 3 * *\"\ntime_zone = \"UTC\"\ncommand = \"close\"\n";
+        let err = parse_job(file, bare).unwrap_err();
+        assert_eq!(err.field, "enabled", "{err}");
+        let err = parse_job(file, &format!("{bare}enabled = true\n")).unwrap_err();
+        assert_eq!(err.field, "period", "{err}");
+        let job = parse_job(
+            file,
+            &format!("{bare}enabled = false\nperiod = \"previous\"\n"),
+        )
+        .unwrap();
+        assert!(!job.enabled);
+        // Other jobs keep their defaults: enabled, and the previous month for `run`.
+        let run = parse_job(file, &bare.replace("\"close\"", "\"run\"")).unwrap();
+        assert!(run.enabled && run.period == Some(PeriodRule::Previous));
     }
 
     #[test]

@@ -7,7 +7,7 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
-const PROGRAMS: &str = "[[program]]\nid = \"p\"\nname = \"P\"\npartner_type = \"direct\"\nmin_payout = { USD = \"50.00\" }\n";
+const PROGRAMS: &str = "[[program]]\nid = \"p\"\nname = \"P\"\npartner_type = \"direct\"\nrequired_competencies = []\nmin_payout = { USD = \"50.00\" }\n[[program.rates]]\nfrom = \"2026-01\"\nazure = \"0.05\"\n";
 
 #[test]
 fn bad_master_row_names_file_line_and_column() {

@@ -214,7 +214,9 @@ impl File<'_> {
         };
         place = format!("program `{id}`: ");
         let (mut name, mut partner_type, mut allow_above_one) = (None, None, false);
-        let (mut competencies, mut min_payout, mut rates) = (Vec::new(), BTreeMap::new(), None);
+        // `required_competencies` and `rates` are required: a deleted line must not quietly
+        // drop the competency rule, or make every partner of the program earn nothing.
+        let (mut competencies, mut min_payout, mut rates) = (None, BTreeMap::new(), None);
         for (key, value) in &entries {
             match key.get_ref().as_ref() {
                 "id" => {}
@@ -242,7 +244,7 @@ impl File<'_> {
                         )
                     })?);
                 }
-                "required_competencies" => competencies = self.competencies(&place, value)?,
+                "required_competencies" => competencies = Some(self.competencies(&place, value)?),
                 "min_payout" => min_payout = self.min_payout(&place, value)?,
                 "rates" => rates = Some(*value),
                 ALLOW_RATES_ABOVE_ONE => match value.get_ref() {
@@ -262,9 +264,17 @@ impl File<'_> {
         let name = name.ok_or_else(|| self.missing(&place, "name", span.clone()))?;
         let partner_type =
             partner_type.ok_or_else(|| self.missing(&place, "partner_type", span.clone()))?;
+        let competencies = competencies
+            .ok_or_else(|| self.missing(&place, "required_competencies", span.clone()))?;
+        if rates.is_none() {
+            return Err(self.missing(&place, "rates", span.clone()));
+        }
         let mut rate_tables = Vec::new();
         for (index, table) in self.array_of_tables(&place, "rates", rates)? {
             rate_tables.push(self.rate_table(&place, index + 1, &table, allow_above_one)?);
+        }
+        if rate_tables.is_empty() {
+            return Err(self.missing(&place, "rates", span.clone()));
         }
         rate_tables.sort_by_key(|(table, _)| table.from);
         if let Some(pair) = rate_tables.windows(2).find(|w| w[0].0.from == w[1].0.from) {

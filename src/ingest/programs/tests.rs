@@ -94,11 +94,11 @@ fn unknown_top_level_keys_are_refused() {
         err.contains("`program` must be an array of tables, written `[[program]]`"),
         "{err}"
     );
-    let single = "[[program]]\nid = \"a\"\nname = \"A\"\npartner_type = \"direct\"\n[program.rates]\nfrom = \"2026-01\"\n";
+    let single = "[[program]]\nid = \"a\"\nname = \"A\"\npartner_type = \"direct\"\nrequired_competencies = []\n[program.rates]\nfrom = \"2026-01\"\n";
     let err = refused(single);
     assert_eq!(
         err,
-        "program `a`: `rates` must be an array of tables, written `[[program.rates]]` (line 5)"
+        "program `a`: `rates` must be an array of tables, written `[[program.rates]]` (line 6)"
     );
 }
 
@@ -193,14 +193,12 @@ fn ids_and_names_must_be_present_and_unique() {
         refused(&TOML.replace("\"CSP Indirect Provider Incentive\"", "\"  \"")),
         "program `csp-indirect`: `name` must not be empty (line 4)"
     );
-    let second =
-        "\n[[program]]\nid = \"csp-indirect\"\nname = \"Other\"\npartner_type = \"direct\"\n";
+    let second = "\n[[program]]\nid = \"csp-indirect\"\nname = \"Other\"\npartner_type = \"direct\"\nrequired_competencies = []\n[[program.rates]]\nfrom = \"2026-01\"\nazure = \"0.01\"\n";
     assert_eq!(
         refused(&format!("{TOML}{second}")),
         "two programs have the id `csp-indirect` (lines 2 and 18)"
     );
-    let shared =
-        "\n[[program]]\nid = \"other\"\nname = \"Other\"\npartner_type = \"indirect_provider\"\n";
+    let shared = "\n[[program]]\nid = \"other\"\nname = \"Other\"\npartner_type = \"indirect_provider\"\nrequired_competencies = []\n[[program.rates]]\nfrom = \"2026-01\"\nazure = \"0.01\"\n";
     assert!(
         refused(&format!("{TOML}{shared}")).contains("both have partner_type `indirect_provider`")
     );
@@ -249,4 +247,21 @@ fn duplicate_rate_tables_and_bad_periods_are_refused() {
 fn syntax_errors_name_the_line() {
     let err = refused("[[program]]\nid = \"x\n");
     assert!(err.starts_with("line 2: not valid TOML"), "{err}");
+}
+
+#[test]
+fn a_deleted_competency_or_rates_line_is_refused_not_read_as_none() {
+    let err = refused(&TOML.replace("required_competencies = [\"cloud-platform-gold\"]\n", ""));
+    assert!(
+        err.starts_with("program `csp-indirect`: missing key `required_competencies` (line "),
+        "{err}"
+    );
+    let no_rates = &TOML[..TOML.find("[[program.rates]]").unwrap()];
+    let err = refused(no_rates);
+    assert!(
+        err.starts_with("program `csp-indirect`: missing key `rates` (line "),
+        "{err}"
+    );
+    // None required is said explicitly.
+    Programs::parse(&TOML.replace("[\"cloud-platform-gold\"]", "[]")).unwrap();
 }

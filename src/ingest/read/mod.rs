@@ -182,6 +182,8 @@ enum Source {
         reader: csv::Reader<BufReader<File>>,
         positions: [usize; 7],
         header_fields: usize,
+        /// Columns the header leaves unnamed: a value there is a shifted row.
+        unnamed: Vec<usize>,
         lines: FileLineCounter,
     },
     /// Slices (first row, rows) along the file's row groups, in order.
@@ -212,10 +214,16 @@ impl<'f> FileReader<'f> {
                 let (blocks, headers) = PlainCsvBlocks::open(&file.path)?;
                 let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
                 let positions = column_positions(&headers)?;
-                Source::Plain {
-                    blocks,
-                    positions,
-                    header_fields: headers.len(),
+                if headers.contains(&"") {
+                    // Unnamed columns (Excel's trailing commas) need every field of a row
+                    // checked: the csv crate's reader has them all.
+                    open_quoted_csv(&file.path)?
+                } else {
+                    Source::Plain {
+                        blocks,
+                        positions,
+                        header_fields: headers.len(),
+                    }
                 }
             }
             Some("csv") => open_quoted_csv(&file.path)?,
@@ -264,9 +272,10 @@ impl<'f> FileReader<'f> {
                     reader,
                     positions,
                     header_fields,
+                    unnamed,
                     lines,
                 } => {
-                    let rows = read_quoted(reader, positions, *header_fields, lines)?;
+                    let rows = read_quoted(reader, positions, *header_fields, unnamed, lines)?;
                     if rows.is_empty() {
                         return Ok(None);
                     }

@@ -52,10 +52,14 @@ pub(super) fn open_quoted_csv(path: &Path) -> Result<Source, FileRejection> {
         })
         .collect();
     let positions = column_positions(&headers)?;
+    let unnamed = (0..headers.len())
+        .filter(|&at| headers[at].is_empty())
+        .collect();
     Ok(Source::Quoted {
         reader,
         positions,
         header_fields: headers.len(),
+        unnamed,
         lines: FileLineCounter::open(path)?,
     })
 }
@@ -65,6 +69,7 @@ pub(super) fn read_quoted(
     reader: &mut csv::Reader<BufReader<File>>,
     positions: &[usize; 7],
     header_fields: usize,
+    unnamed: &[usize],
     lines: &mut FileLineCounter,
 ) -> Result<Rows<'static>, FileRejection> {
     let mut record = csv::ByteRecord::new();
@@ -90,10 +95,17 @@ pub(super) fn read_quoted(
             texts.push(std::str::from_utf8(field).map_err(|_| FileRejection::NotUtf8 { line })?);
         }
         let fields = positions.map(|p| texts.get(p).copied().unwrap_or(""));
-        let problem = (texts.len() != header_fields).then_some(RowProblem::FieldCount {
-            found: texts.len(),
-            expected: header_fields,
-        });
+        let problem = if texts.len() != header_fields {
+            Some(RowProblem::FieldCount {
+                found: texts.len(),
+                expected: header_fields,
+            })
+        } else {
+            unnamed
+                .iter()
+                .find(|&&at| !texts[at].is_empty())
+                .map(|&at| RowProblem::ValueWithoutHeader { field: at + 1 })
+        };
         let raw = csv_line(&texts);
         rows.push_owned(fields, Some(&bounded(&raw, MAX_RAW_BYTES)), line, problem)?;
     }

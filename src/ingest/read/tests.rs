@@ -251,3 +251,26 @@ fn rejections_are_handed_out_in_bounded_batches() {
     assert_eq!(handed_out + ingest.rejections.len(), bad);
     assert_eq!(ingest.rejected as usize, bad);
 }
+
+#[test]
+fn a_value_under_an_unnamed_column_is_a_shifted_row_not_a_truncated_amount() {
+    // Excel leaves a trailing comma on every line: the header gets an unnamed eighth column,
+    // and an unquoted `1,234.50` then has exactly the header's field count.
+    let header =
+        "billing_month,record_id,partner_id,customer_id,product_category,currency,amount,\n";
+    let text = format!(
+        "{header}2026-10,T-0,1000001,C-001,azure,USD,10.00,\n2026-10,T-1,1000001,C-001,azure,USD,1,234.50\n"
+    );
+    for (name, text) in [
+        ("plain.csv", text.clone()),
+        ("quoted.csv", text.replace("T-0", "\"T-0\"")),
+    ] {
+        let (rejections, accepted) = read(name, &text);
+        assert_eq!(accepted, 1, "{name}");
+        assert_eq!(
+            reasons(&rejections),
+            vec![(3, RejectReason::MalformedRow)],
+            "{name}"
+        );
+    }
+}
