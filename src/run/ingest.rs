@@ -1,17 +1,24 @@
-//! Ingest of revenue files for `run` and `close` (SPEC §2): new files read block by block,
-//! checked, and stored one transaction a file, with kept rejections retried first. A file
-//! rejected part-way leaves nothing of its lines behind. Never computes a period.
+//! The ingest pipeline (SPEC §2): revenue files read in order, block by block, every row
+//! checked, in one loop that `run`, `close` and `preview` share (`read_files`). What becomes
+//! of the checked blocks is the caller's `FileSink`: `run` and `close` store them here
+//! (`StoreSink`, one transaction a file, kept rejections retried first), `preview` computes
+//! them (`preview::ComputeSink`). A file rejected part-way leaves nothing of its lines behind.
+//! Never computes a period itself.
 
+use std::collections::HashSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use indicatif::ProgressBar;
 use tokio::task::JoinHandle;
 
 use super::failpoint;
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
-use crate::ingest::revenue::{self, FileReader, RecordIndex, RowChecker};
+use crate::ingest::revenue::{
+    self, FileIngest, FileReader, RecordIndex, RevenueFile, RowChecker, Step,
+};
 use crate::ingest::warning::Warnings;
 use crate::progress;
 use crate::store::{FileWriter, Store, StoreResult};
@@ -30,6 +37,123 @@ pub struct IngestSummary {
     /// What the run read past: master-data rows of unknown partners, skipped `revenue/`
     /// entries. Stored with the run and listed by `status`.
     pub warnings: Warnings,
+}
+
+/// Whether the ingest loop reads a file.
+pub(super) enum Begin {
+    Read,
+    /// Stored already (`files_skipped`).
+    Skip,
+    /// Rejected whole before, with its exception recorded (`files_rejected`).
+    Rejected,
+}
+
+/// What a sink made of a file rejected whole (SPEC §7.2).
+pub(super) enum Rejected {
+    /// Recorded: nothing of the file counts but its rejection (`files_rejected`).
+    Recorded,
+    /// Another instance stored the file meanwhile (`files_skipped`).
+    AlreadyStored,
+    /// Lines of the file were computed already: the ingest starts again without it.
+    StartAgain,
+}
+
+/// How the ingest loop ended.
+pub(super) enum Ingested {
+    Done,
+    /// A sink asked for `Rejected::StartAgain`.
+    StartAgain,
+}
+
+/// What becomes of the blocks `read_files` reads. Each method is called at one point of the
+/// loop, in this order for a file: `begin`, then `alongside` and `take` for each block, then
+/// `finish` or `reject`.
+pub(super) trait FileSink {
+    /// Whether `file` is to be read.
+    async fn begin(&mut self, file: &RevenueFile) -> anyhow::Result<Begin>;
+    /// Reads the next block with `read`, while the work on the last one goes on.
+    fn alongside<R: Send>(&mut self, read: impl FnOnce() -> R + Send) -> anyhow::Result<R>;
+    /// One block's accepted lines and rejected rows.
+    async fn take(&mut self, file: &RevenueFile, step: Step) -> anyhow::Result<()>;
+    /// The file is read through, with its counts and last rejected rows.
+    async fn finish(&mut self, file: &RevenueFile, ingest: FileIngest) -> anyhow::Result<()>;
+    /// The file is rejected whole for `detail`; `read_started`: it was opened, so blocks of it
+    /// may have been taken.
+    async fn reject(
+        &mut self,
+        file: &RevenueFile,
+        detail: String,
+        read_started: bool,
+    ) -> anyhow::Result<Rejected>;
+}
+
+struct FileCounts {
+    rows: u64,
+    accepted: u64,
+    rejected: u64,
+    duplicates: u64,
+}
+
+/// The one loop over revenue files: each file opened, read a block at a time and its rows
+/// checked (the record index's keys pending until the file is kept), each block handed to
+/// `sink`, and the file kept or rejected whole.
+pub(super) async fn read_files(
+    files: &[RevenueFile],
+    checker: &mut RowChecker<'_>,
+    summary: &mut IngestSummary,
+    sink: &mut impl FileSink,
+) -> anyhow::Result<Ingested> {
+    for file in files {
+        match sink.begin(file).await? {
+            Begin::Read => {}
+            Begin::Skip => {
+                summary.files_skipped += 1;
+                continue;
+            }
+            Begin::Rejected => {
+                summary.files_rejected += 1;
+                continue;
+            }
+        }
+        let (detail, read_started) = match FileReader::open(file) {
+            Err(detail) => (detail, false),
+            Ok(mut reader) => {
+                let read = loop {
+                    match sink.alongside(|| reader.next_batch(checker))? {
+                        Ok(Some(step)) => sink.take(file, step).await?,
+                        Ok(None) => break Ok(reader.finish()),
+                        Err(detail) => break Err(detail),
+                    }
+                };
+                match read {
+                    Ok(ingest) => {
+                        let counts = FileCounts {
+                            rows: ingest.rows,
+                            accepted: ingest.accepted,
+                            rejected: ingest.rejected,
+                            duplicates: ingest.duplicates,
+                        };
+                        sink.finish(file, ingest).await?;
+                        checker.index.commit();
+                        summary.files_ingested += 1;
+                        summary.rows += counts.rows;
+                        summary.accepted += counts.accepted;
+                        summary.rejected += counts.rejected;
+                        summary.duplicates += counts.duplicates;
+                        continue;
+                    }
+                    Err(detail) => (detail, true),
+                }
+            }
+        };
+        checker.index.discard();
+        match sink.reject(file, detail, read_started).await? {
+            Rejected::Recorded => summary.files_rejected += 1,
+            Rejected::AlreadyStored => summary.files_skipped += 1,
+            Rejected::StartAgain => return Ok(Ingested::StartAgain),
+        }
+    }
+    Ok(Ingested::Done)
 }
 
 /// Ingests new revenue files and retries kept rejections (SPEC §2). Each file is one
@@ -79,42 +203,27 @@ pub async fn ingest(
             .count() as u64;
     }
 
-    let mut inputs = Vec::with_capacity(files.len());
-    let bar = progress::bar(files.len() as u64, "revenue files");
-    for file in &files {
-        bar.inc(1);
-        inputs.push(InputFile {
+    let inputs = files
+        .iter()
+        .map(|file| InputFile {
             name: file.source_file.clone(),
             sha256: file.sha256.clone(),
-        });
-        if known.contains(&file.sha256) {
-            summary.files_skipped += 1;
-            continue;
-        }
-        match ingest_file(store, run_id, file, &mut checker).await? {
-            FileResult::Stored(ingest) => {
-                failpoint("ingest-after-file");
-                checker.index.commit();
-                summary.files_ingested += 1;
-                summary.rows += ingest.rows;
-                summary.accepted += ingest.accepted;
-                summary.rejected += ingest.rejected;
-                summary.duplicates += ingest.duplicates;
-            }
-            FileResult::AlreadyStored => {
-                checker.index.discard();
-                summary.files_skipped += 1;
-            }
-            FileResult::Rejected(detail) => {
-                checker.index.discard();
-                tracing::warn!(file = %file.source_file, %detail, "revenue file rejected");
-                failpoint("ingest-after-file");
-                summary.files_rejected += 1;
-            }
-        }
-        tracing::info!(file = %file.source_file, "ingested");
+        })
+        .collect();
+    let mut sink = StoreSink {
+        store,
+        run_id,
+        known: &known,
+        bar: progress::bar(files.len() as u64, "revenue files"),
+        writing: None,
+        checking: Duration::ZERO,
+        storing: Duration::ZERO,
+    };
+    match read_files(&files, &mut checker, &mut summary, &mut sink).await? {
+        Ingested::Done => Ok((summary, inputs)),
+        // A stored file's rejection rolls its lines back instead: never asked by `StoreSink`.
+        Ingested::StartAgain => anyhow::bail!("ingest: a rejected file asked to start again"),
     }
-    Ok((summary, inputs))
 }
 
 /// A file writer, idle or storing a segment in a task of its own.
@@ -133,118 +242,136 @@ impl Writing {
     }
 }
 
-/// What became of one revenue file.
-enum FileResult {
-    Stored(FileCounts),
-    /// Another instance stored it meanwhile.
-    AlreadyStored,
-    /// Rejected whole (SPEC §7.2); nothing of it is stored but the rejection.
-    Rejected(String),
+/// `run` and `close`: each file stored in one transaction (a crash stores nothing of it, and
+/// the next run ingests it again), each block's segment stored by a task of its own while the
+/// next block is read, checked and encoded. The writer passes from task to task, so segments
+/// go in in order, and memory is bounded by a block, not the file.
+struct StoreSink<'s> {
+    store: &'s Store,
+    run_id: &'s str,
+    /// Hashes of the files stored by earlier runs.
+    known: &'s HashSet<String>,
+    bar: ProgressBar,
+    /// The writer of the file being read; `None` between files.
+    writing: Option<Writing>,
+    checking: Duration,
+    storing: Duration,
 }
 
-struct FileCounts {
-    rows: u64,
-    accepted: u64,
-    rejected: u64,
-    duplicates: u64,
+fn storing(file: &RevenueFile) -> String {
+    format!("storing {}", file.source_file)
 }
 
-/// Reads, checks and stores one revenue file, each segment stored as soon as it is made (so
-/// memory is bounded by a block, not the file), in one transaction: a crash stores nothing of
-/// the file, and the next run ingests it again.
-async fn ingest_file(
-    store: &Store,
-    run_id: &str,
-    file: &revenue::RevenueFile,
-    checker: &mut RowChecker<'_>,
-) -> anyhow::Result<FileResult> {
-    let storing = || format!("storing {}", file.source_file);
-    let Some(writer) = store
-        .begin_file(run_id, &file.source_file, &file.sha256)
-        .await
-        .with_context(storing)?
-    else {
-        return Ok(FileResult::AlreadyStored);
-    };
-    let mut reader = match FileReader::open(file) {
-        Ok(reader) => reader,
-        Err(detail) => {
-            writer
-                .reject(&file.source_file, detail.clone())
-                .await
-                .with_context(storing)?;
-            return Ok(FileResult::Rejected(detail));
+impl StoreSink<'_> {
+    /// The open file's writer, once the segment it is storing (if any) is stored.
+    async fn idle_writer(&mut self, file: &RevenueFile) -> anyhow::Result<FileWriter> {
+        let started = Instant::now();
+        let writer = self
+            .writing
+            .take()
+            .context("no revenue file is being stored")?
+            .idle()
+            .await
+            .with_context(|| storing(file))?;
+        self.storing += started.elapsed();
+        Ok(writer)
+    }
+}
+
+impl FileSink for StoreSink<'_> {
+    async fn begin(&mut self, file: &RevenueFile) -> anyhow::Result<Begin> {
+        self.bar.inc(1);
+        if self.known.contains(&file.sha256) {
+            return Ok(Begin::Skip);
         }
-    };
-    // Each segment is stored by a task of its own while the next one is read, checked and
-    // encoded; the writer passes from task to task, so segments go in in order.
-    let (mut checking, mut storing_time) = (Duration::ZERO, Duration::ZERO);
-    let mut state = Writing::Idle(writer);
-    let writer = loop {
-        let started = std::time::Instant::now();
-        let next = match reader.next_batch(checker) {
-            Ok(Some(step)) => {
-                let segment =
-                    match step.lines {
-                        Some(batch) => Some(batch.encode().with_context(|| {
-                            format!("encoding a segment of {}", file.source_file)
-                        })?),
-                        None => None,
-                    };
-                Ok(Some((segment, step.rejections)))
-            }
-            Ok(None) => Ok(None),
-            Err(detail) => Err(detail),
+        let Some(writer) = self
+            .store
+            .begin_file(self.run_id, &file.source_file, &file.sha256)
+            .await
+            .with_context(|| storing(file))?
+        else {
+            tracing::info!(file = %file.source_file, "ingested");
+            return Ok(Begin::Skip);
         };
-        checking += started.elapsed();
-        let started = std::time::Instant::now();
-        let mut writer = state.idle().await.with_context(storing)?;
-        storing_time += started.elapsed();
-        match next {
-            Ok(Some((segment, rejections))) => {
-                state = Writing::Busy(tokio::spawn(async move {
-                    if !rejections.is_empty() {
-                        writer.add_rejections(rejections).await?;
-                    }
-                    if let Some(segment) = segment {
-                        writer.add_segment(segment).await?;
-                    }
-                    Ok(writer)
-                }));
+        self.writing = Some(Writing::Idle(writer));
+        (self.checking, self.storing) = (Duration::ZERO, Duration::ZERO);
+        Ok(Begin::Read)
+    }
+
+    fn alongside<R: Send>(&mut self, read: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
+        let started = Instant::now();
+        let next = read();
+        self.checking += started.elapsed();
+        Ok(next)
+    }
+
+    async fn take(&mut self, file: &RevenueFile, step: Step) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let segment = match step.lines {
+            Some(batch) => Some(
+                batch
+                    .encode()
+                    .with_context(|| format!("encoding a segment of {}", file.source_file))?,
+            ),
+            None => None,
+        };
+        self.checking += started.elapsed();
+        let mut writer = self.idle_writer(file).await?;
+        let rejections = step.rejections;
+        self.writing = Some(Writing::Busy(tokio::spawn(async move {
+            if !rejections.is_empty() {
+                writer.add_rejections(rejections).await?;
             }
-            Ok(None) => break writer,
-            Err(detail) => {
-                // Segments of the file went into this transaction: drop them all, then
-                // record the rejection alone.
-                writer.abandon().await.with_context(storing)?;
-                checker.index.discard();
-                return match store
-                    .begin_file(run_id, &file.source_file, &file.sha256)
-                    .await
-                    .with_context(storing)?
-                {
-                    Some(writer) => {
-                        writer
-                            .reject(&file.source_file, detail.clone())
-                            .await
-                            .with_context(storing)?;
-                        Ok(FileResult::Rejected(detail))
-                    }
-                    None => Ok(FileResult::AlreadyStored),
-                };
+            if let Some(segment) = segment {
+                writer.add_segment(segment).await?;
+            }
+            Ok(writer)
+        })));
+        Ok(())
+    }
+
+    async fn finish(&mut self, file: &RevenueFile, ingest: FileIngest) -> anyhow::Result<()> {
+        let writer = self.idle_writer(file).await?;
+        let started = Instant::now();
+        writer.finish(ingest).await.with_context(|| storing(file))?;
+        self.storing += started.elapsed();
+        tracing::debug!(file = %file.source_file, checking = ?self.checking, storing = ?self.storing, "ingested");
+        failpoint("ingest-after-file");
+        tracing::info!(file = %file.source_file, "ingested");
+        Ok(())
+    }
+
+    async fn reject(
+        &mut self,
+        file: &RevenueFile,
+        detail: String,
+        read_started: bool,
+    ) -> anyhow::Result<Rejected> {
+        let mut writer = self.idle_writer(file).await?;
+        if read_started {
+            // Segments of the file went into this transaction: drop them all, then record the
+            // rejection alone.
+            writer.abandon().await.with_context(|| storing(file))?;
+            match self
+                .store
+                .begin_file(self.run_id, &file.source_file, &file.sha256)
+                .await
+                .with_context(|| storing(file))?
+            {
+                Some(again) => writer = again,
+                None => {
+                    tracing::info!(file = %file.source_file, "ingested");
+                    return Ok(Rejected::AlreadyStored);
+                }
             }
         }
-    };
-    let ingest = reader.finish();
-    let counts = FileCounts {
-        rows: ingest.rows,
-        accepted: ingest.accepted,
-        rejected: ingest.rejected,
-        duplicates: ingest.duplicates,
-    };
-    let started = std::time::Instant::now();
-    writer.finish(ingest).await.with_context(storing)?;
-    storing_time += started.elapsed();
-    tracing::debug!(file = %file.source_file, ?checking, storing = ?storing_time, "ingested");
-    Ok(FileResult::Stored(counts))
+        writer
+            .reject(&file.source_file, detail.clone())
+            .await
+            .with_context(|| storing(file))?;
+        tracing::warn!(file = %file.source_file, %detail, "revenue file rejected");
+        failpoint("ingest-after-file");
+        tracing::info!(file = %file.source_file, "ingested");
+        Ok(Rejected::Recorded)
+    }
 }

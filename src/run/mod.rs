@@ -3,9 +3,11 @@
 //! repeat: a crash at any point is finished by running the same command again. Nothing below
 //! this module imports it; the rules it calls never see the store.
 //!
-//! - `ingest`: revenue files read, checked and stored, one transaction a file;
+//! - `ingest`: the one loop that reads and checks revenue files, and the sink that stores
+//!   them, one transaction a file;
 //! - `compute`: a period computed from the store, segment by segment, with the line report;
-//! - `draft`: `run` (the draft reports and their fingerprint) and `preview`;
+//! - `draft`: `run`, the draft reports and their fingerprint;
+//! - `preview`: the draft from the input folder alone, through the same ingest loop;
 //! - `close`: `close` and the statement recipients;
 //! - `guard`: the pure refusals of `close` (not ended, draft changed, missing partners).
 
@@ -14,10 +16,12 @@ mod compute;
 mod draft;
 pub mod guard;
 mod ingest;
+mod preview;
 
 pub use close::{CloseResult, close, statement_recipients};
-pub use draft::{RunOutcome, preview, run};
+pub use draft::{RunOutcome, run};
 pub use ingest::{IngestSummary, ingest};
+pub use preview::preview;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
