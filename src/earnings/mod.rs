@@ -10,6 +10,8 @@
 mod line;
 mod segment;
 mod settle;
+#[cfg(test)]
+mod tests;
 
 pub use line::empty_lines;
 pub use segment::{PeriodComputer, SegmentPart};
