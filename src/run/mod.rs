@@ -1,7 +1,7 @@
 //! The orchestration of `run`, `preview` and `close` (SPEC §4): the only place that calls
 //! ingest, the pure rules, the store and the report writers together. Every step is safe to
-//! repeat: a crash at any point is finished by running the same command again. Nothing below
-//! this module imports it; the rules it calls never see the store.
+//! repeat: a crash at any point is finished by running the same command again. Only the
+//! command layer (`commands`, `resend`) imports it; the rules it calls never see the store.
 //!
 //! - `ingest`: the one loop that reads and checks revenue files, and the sink that stores
 //!   them, one transaction a file;
@@ -35,11 +35,11 @@ use crate::ingest::master::InputFile;
 use crate::store::Store;
 
 /// The line-level report of a period.
-pub(super) const LINE_REPORT: &str = "earnings_lines.parquet";
+const LINE_REPORT: &str = "earnings_lines.parquet";
 /// The name of the lease that serialises every change of ledger state.
-pub(super) const LEDGER_LEASE: &str = "ledger";
+const LEDGER_LEASE: &str = "ledger";
 /// How long a command waits for another instance's run or close to finish.
-pub(super) const LEDGER_LEASE_WAIT: Duration = Duration::from_secs(30 * 60);
+const LEDGER_LEASE_WAIT: Duration = Duration::from_secs(30 * 60);
 
 /// Where a command reads and writes.
 #[derive(Debug, Clone)]
@@ -50,20 +50,20 @@ pub struct Paths {
 
 /// Test hook: with `PAYOUT_FAILPOINT=<name>` the process dies at that point as under `kill -9`
 /// (no destructor, no rollback), so tests can prove that re-running finishes the work.
-pub(super) fn failpoint(name: &str) {
+fn failpoint(name: &str) {
     if std::env::var("PAYOUT_FAILPOINT").is_ok_and(|point| point == name) {
         std::process::abort();
     }
 }
 
-pub(super) fn load_master(data_dir: &Path) -> anyhow::Result<MasterData> {
+fn load_master(data_dir: &Path) -> anyhow::Result<MasterData> {
     let master = MasterData::load(data_dir)
         .with_context(|| format!("reading master data in {}", data_dir.display()))?;
     earnings::check_configuration(&master).context("checking programs.toml")?;
     Ok(master)
 }
 
-pub(super) async fn with_run<T>(
+async fn with_run<T>(
     store: &Store,
     command: &str,
     period: Period,
@@ -91,7 +91,7 @@ pub(super) async fn with_run<T>(
 
 /// Records a run that failed before it could start (master data unreadable or inconsistent),
 /// with its one-line reason, so that `status` shows it; returns the failure.
-pub(super) async fn failed_before_start(
+async fn failed_before_start(
     store: &Store,
     command: &str,
     period: Period,
