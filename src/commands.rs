@@ -12,7 +12,7 @@ use crate::ingest::MasterData;
 use crate::ingest::warning::Warnings;
 use crate::notify::Renderer;
 use crate::notify::delivery::{self, DeliveryConfig};
-use crate::period_run::{self, CloseResult, Paths, RunOutcome};
+use crate::run::{self as period_run, CloseResult, Paths, RunOutcome};
 use crate::scheduler::{self, JobCommand, JobRun, Runner};
 use crate::settings::Settings;
 use crate::store::{JobFileErrorStatus, JobStatus, Store};
@@ -89,7 +89,7 @@ pub async fn execute(
             Ok(format!("{outcome_line}{}", warning_lines(&ingest.warnings)))
         }
         Command::Close { period } => {
-            let today = crate::close_guard::Today::now(settings.time_zone);
+            let today = crate::run::guard::Today::now(settings.time_zone);
             Ok(
                 match period_run::close(store, &paths, period, today).await? {
                     CloseResult::Closed { statements, emails } => {

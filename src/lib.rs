@@ -3,7 +3,6 @@
 
 pub mod campaigns;
 pub mod cli;
-pub mod close_guard;
 pub mod commands;
 pub mod domain;
 pub mod earnings;
@@ -11,10 +10,10 @@ pub mod eligibility;
 pub mod ingest;
 pub mod ledger;
 pub mod notify;
-pub mod period_run;
 pub mod progress;
 pub mod reports;
 pub mod resend;
+pub mod run;
 pub mod scheduler;
 pub mod settings;
 pub mod store;

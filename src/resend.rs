@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 
 use crate::domain::period::Period;
 use crate::ingest::MasterData;
-use crate::period_run::statement_recipients;
+use crate::run::statement_recipients;
 use crate::store::{ResendOutcome, ResendRequest, Store};
 
 /// Longest "requested by" text recorded: a name or login, not a note.

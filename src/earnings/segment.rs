@@ -1,202 +1,35 @@
-//! Pure computation of a period (SPEC §3): lines × rates × FX -> line earnings -> period totals
-//! -> settlements. Works column by column over the stored revenue segments; rounding is done
-//! only through `domain::money` at the places the SPEC names.
+//! The per-line loop (SPEC §3): one stored segment's lines × rates × FX -> line earnings,
+//! summed exactly per partner and per statement line, and segments merged in order. The hot
+//! path of a period (ten million lines in seconds): it works on the columns in place and never
+//! rounds a sum; rounding to minor units is `settle`'s, through `domain::money`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
 use polars::prelude::*;
 
+use super::line::{ComputedColumns, LINE_SEGMENT_COLUMNS};
+use super::{Booking, ComputeError, Detail, FxGap, MissingLines, check_configuration};
 use crate::domain::Rate;
-use crate::domain::money::{
-    Currency, EARNING_SCALE, ExactSum, NoMinorUnits, Overflow, format_scaled, line_earning,
-    write_scaled,
-};
+use crate::domain::money::{Currency, ExactSum, line_earning};
 use crate::domain::partner::Partner;
 use crate::domain::period::Period;
-use crate::domain::reasons::{EligibilityReason, HoldReason};
 use crate::eligibility;
 use crate::ingest::lookup::IdIndex;
 use crate::ingest::read::PARTNER_POSITION;
 use crate::ingest::{MasterData, Program};
-use crate::ledger::{self, Balances, Settlement};
-
-/// How a line enters the period: its own month, or late revenue of a closed month (SPEC §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Booking {
-    Earned,
-    Adjustment,
-}
-
-impl Booking {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Booking::Earned => "earned",
-            Booking::Adjustment => "adjustment",
-        }
-    }
-}
-
-/// A partner's balances as the store holds them after the last closed period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoredBalance {
-    pub currency: Currency,
-    pub balances: Balances,
-}
-
-/// Lines of a statement, summarised by (booking, category, line currency, rate).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CategoryLine {
-    pub booking: Booking,
-    pub product_category: String,
-    pub line_currency: String,
-    /// The program rate, or `None` for a category without one (non-incentivised revenue).
-    pub rate: Option<String>,
-    pub lines: u64,
-    /// Revenue in the line currency, exact.
-    pub revenue: String,
-    /// Earning in the payout currency, exact (the period sum rounds once, not per category).
-    pub earning: String,
-}
-
-/// One `payouts.csv` row and its statement figures.
-#[derive(Debug, Clone)]
-pub struct PartnerFigures {
-    pub partner_id: String,
-    pub partner_name: String,
-    pub program_id: String,
-    pub currency: Currency,
-    /// The currency's minor units, as the figures were rounded to.
-    pub minor_units: u32,
-    pub settlement: Settlement,
-    pub hold_reasons: Vec<HoldReason>,
-    pub categories: Vec<CategoryLine>,
-}
-
-impl PartnerFigures {
-    pub fn minor_units(&self) -> u32 {
-        self.minor_units
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EligibilityRow {
-    pub partner_id: String,
-    pub program_id: String,
-    pub reasons: Vec<EligibilityReason>,
-    pub revenue_lines: u64,
-}
-
-/// An ingested line that cannot be converted with today's FX file (the snapshot changed
-/// since it was ingested). It earns nothing until the rate arrives, and blocks `close`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FxGap {
-    pub source_file: String,
-    pub line: u64,
-    pub record_id: String,
-    pub detail: String,
-}
-
-/// Ingested lines of a partner that is no longer in partners.csv, which the period would book.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MissingLines {
-    /// Lines of the period's own month.
-    pub own: u64,
-    /// Late lines of a closed month, not yet booked.
-    pub late: u64,
-}
-
-/// A partner no longer in partners.csv with money in the store: a non-zero balance left by
-/// the last close, or lines the period would book. Nothing of it is settled; it stays in the
-/// store until the partner is back (`PARTNER_MISSING`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MissingPartner {
-    pub partner_id: String,
-    /// The stored balance, when it is not zero.
-    pub balance: Option<StoredBalance>,
-    pub lines: MissingLines,
-}
-
-#[derive(Debug)]
-pub struct PeriodComputation {
-    pub period: Period,
-    pub payouts: Vec<PartnerFigures>,
-    pub eligibility: Vec<EligibilityRow>,
-    pub fx_gaps: Vec<FxGap>,
-    /// Sorted by partner id.
-    pub missing_partners: Vec<MissingPartner>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ComputeError {
-    #[error(
-        "program `{program}` has no min_payout for {currency} (partner {partner_id}'s payout currency)"
-    )]
-    MissingMinPayout {
-        program: String,
-        currency: Currency,
-        partner_id: String,
-    },
-    #[error(
-        "partner {partner_id}: balance is held in {stored} but the payout currency is now {current}"
-    )]
-    CurrencyChanged {
-        partner_id: String,
-        stored: Currency,
-        current: Currency,
-    },
-    #[error("partner {partner_id}: {source}")]
-    Overflow {
-        partner_id: String,
-        source: Overflow,
-    },
-    #[error("partner {partner_id}: payout currency {source}")]
-    NoMinorUnits {
-        partner_id: String,
-        source: NoMinorUnits,
-    },
-    #[error("revenue segment: a stored line has no amount (row {row}): the store is corrupt")]
-    MissingAmount { row: usize },
-    #[error("revenue segment: {0}")]
-    Segment(#[from] PolarsError),
-}
-
-/// Configuration errors reported before anything is computed (SPEC §3).
-pub fn check_configuration(master: &MasterData) -> Result<(), ComputeError> {
-    for partner in master.partners.values() {
-        if let Some(program) = master.programs.for_type(partner.partner_type)
-            && !program.min_payout.contains_key(&partner.payout_currency)
-        {
-            return Err(ComputeError::MissingMinPayout {
-                program: program.id.clone(),
-                currency: partner.payout_currency,
-                partner_id: partner.partner_id.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// How much a computation keeps besides the payout totals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detail {
-    /// `run`: the payouts and the line report.
-    Payouts,
-    /// `close`: also the statement lines, per category.
-    Statements,
-}
 
 /// A statement line's key: partner, booking, category id, line-currency id, rate identity.
 /// Ids index `Interner` strings; the rate is identified by its address in the programs.
-type CategoryKey = (u32, Booking, u32, u32, Option<usize>);
+pub(super) type CategoryKey = (u32, Booking, u32, u32, Option<usize>);
 
 /// A statement line's running totals: lines, revenue in 10^-6 units, exact earning.
 #[derive(Default)]
-struct CategoryTotals {
-    lines: u64,
-    revenue_micro: i128,
-    earning: ExactSum,
+pub(super) struct CategoryTotals {
+    pub(super) lines: u64,
+    pub(super) revenue_micro: i128,
+    pub(super) earning: ExactSum,
 }
 
 impl CategoryTotals {
@@ -208,11 +41,11 @@ impl CategoryTotals {
 }
 
 #[derive(Default, Clone)]
-struct PartnerAccumulator {
-    earned: ExactSum,
-    adjustments: ExactSum,
-    own_lines: u64,
-    late_lines: u64,
+pub(super) struct PartnerAccumulator {
+    pub(super) earned: ExactSum,
+    pub(super) adjustments: ExactSum,
+    pub(super) own_lines: u64,
+    pub(super) late_lines: u64,
 }
 
 impl PartnerAccumulator {
@@ -226,7 +59,7 @@ impl PartnerAccumulator {
 
 /// Small strings seen many times (categories, currencies), stored once.
 #[derive(Default)]
-struct Interner {
+pub(super) struct Interner {
     ids: FxHashMap<String, u32>,
     texts: Vec<String>,
 }
@@ -242,7 +75,7 @@ impl Interner {
         id
     }
 
-    fn text(&self, id: u32) -> &str {
+    pub(super) fn text(&self, id: u32) -> &str {
         &self.texts[id as usize]
     }
 }
@@ -265,74 +98,9 @@ impl FewTexts {
     }
 }
 
-/// Columns of `earnings_lines.parquet` taken as they are from a stored segment.
-const LINE_SEGMENT_COLUMNS: [&str; 9] = [
-    "record_id",
-    "partner_id",
-    "customer_id",
-    "product_category",
-    "billing_month",
-    "amount",
-    "currency",
-    "source_file",
-    "line",
-];
-
-/// Columns of `earnings_lines.parquet` the computation adds, as text.
-const LINE_COMPUTED_COLUMNS: [&str; 6] = [
-    "booking",
-    "program_id",
-    "rate",
-    "payout_currency",
-    "fx_rate",
-    "earning",
-];
-
-/// Builders of the computed columns of one segment's line batch.
-struct ComputedColumns {
-    text: [StringChunkedBuilder; 6],
-    eligible: Vec<bool>,
-    earning: String,
-}
-
-impl ComputedColumns {
-    fn new(capacity: usize) -> Self {
-        Self {
-            text: LINE_COMPUTED_COLUMNS.map(|n| StringChunkedBuilder::new(n.into(), capacity)),
-            eligible: Vec::with_capacity(capacity),
-            earning: String::with_capacity(48),
-        }
-    }
-
-    fn push(&mut self, values: [Option<&str>; 5], earning: Option<i128>, eligible: bool) {
-        for (builder, value) in self.text.iter_mut().zip(values) {
-            builder.append_option(value);
-        }
-        match earning {
-            Some(value) => {
-                self.earning.clear();
-                write_scaled(&mut self.earning, value, EARNING_SCALE, 6);
-                self.text[5].append_value(&self.earning);
-            }
-            None => self.text[5].append_null(),
-        }
-        self.eligible.push(eligible);
-    }
-
-    fn finish(self) -> Vec<Column> {
-        let mut columns: Vec<Column> = self
-            .text
-            .into_iter()
-            .map(|b| b.finish().into_column())
-            .collect();
-        columns.push(BooleanChunked::from_slice("eligible".into(), &self.eligible).into_column());
-        columns
-    }
-}
-
 /// What the computer looks up once per partner.
-struct PartnerInfo<'m> {
-    partner: &'m Partner,
+pub(super) struct PartnerInfo<'m> {
+    pub(super) partner: &'m Partner,
     program: Option<&'m Program>,
     payout: Currency,
     /// Eligible at the period's as-of date.
@@ -343,22 +111,22 @@ struct PartnerInfo<'m> {
 /// segment, not the month. Segments may be computed on many cores (`compute_segment`) and are
 /// merged in order (`merge`). Pure: the same segments in the same order give the same figures.
 pub struct PeriodComputer<'m> {
-    master: &'m MasterData,
-    period: Period,
+    pub(super) master: &'m MasterData,
+    pub(super) period: Period,
     period_text: String,
     detail: Detail,
     /// Whether `compute_segment` returns the lines for `earnings_lines.parquet`.
     line_report: bool,
-    partners: Vec<PartnerInfo<'m>>,
+    pub(super) partners: Vec<PartnerInfo<'m>>,
     partner_index: IdIndex,
-    accumulators: Vec<PartnerAccumulator>,
+    pub(super) accumulators: Vec<PartnerAccumulator>,
     /// Per-segment sum tables ready for reuse, one per core at most.
     sums_pool: std::sync::Mutex<Vec<Vec<PartnerAccumulator>>>,
-    categories: FxHashMap<CategoryKey, CategoryTotals>,
-    rates: FxHashMap<usize, &'m Rate>,
-    interner: Interner,
-    fx_gaps: Vec<FxGap>,
-    missing_lines: BTreeMap<String, MissingLines>,
+    pub(super) categories: FxHashMap<CategoryKey, CategoryTotals>,
+    pub(super) rates: FxHashMap<usize, &'m Rate>,
+    pub(super) interner: Interner,
+    pub(super) fx_gaps: Vec<FxGap>,
+    pub(super) missing_lines: BTreeMap<String, MissingLines>,
 }
 
 /// One segment's share of the period.
@@ -682,164 +450,6 @@ impl<'m> PeriodComputer<'m> {
         }
         part.lines
     }
-
-    /// Settles every partner against the balances of the last closed period.
-    pub fn finish(
-        self,
-        balances: &HashMap<String, StoredBalance>,
-    ) -> Result<PeriodComputation, ComputeError> {
-        let mut categories_by_partner: HashMap<u32, Vec<CategoryLine>> = HashMap::new();
-        for ((index, booking, category, currency, rate), totals) in &self.categories {
-            let rate_text = rate
-                .and_then(|r| self.rates.get(&r))
-                .map(|r| r.text.clone());
-            categories_by_partner
-                .entry(*index)
-                .or_default()
-                .push(CategoryLine {
-                    booking: *booking,
-                    product_category: self.interner.text(*category).to_owned(),
-                    line_currency: self.interner.text(*currency).to_owned(),
-                    revenue: format_scaled(
-                        totals.revenue_micro,
-                        crate::domain::money::AMOUNT_SCALE,
-                        2,
-                    ),
-                    earning: earning_text(totals.earning, rate_text.is_some()),
-                    rate: rate_text,
-                    lines: totals.lines,
-                });
-        }
-        let as_of = self.period.as_of_date();
-        let mut payouts = Vec::new();
-        let mut eligibility_rows = Vec::new();
-        for (index, info) in self.partners.iter().enumerate() {
-            let partner = info.partner;
-            let Some((program, reasons)) = eligibility::verdict(self.master, partner, as_of) else {
-                continue;
-            };
-            let accumulator = &self.accumulators[index];
-            eligibility_rows.push(EligibilityRow {
-                partner_id: partner.partner_id.clone(),
-                program_id: program.id.clone(),
-                reasons,
-                revenue_lines: accumulator.own_lines,
-            });
-            let currency = partner.payout_currency;
-            let before = match balances.get(&partner.partner_id) {
-                Some(stored) if stored.currency != currency && !stored.balances.is_zero() => {
-                    return Err(ComputeError::CurrencyChanged {
-                        partner_id: partner.partner_id.clone(),
-                        stored: stored.currency,
-                        current: currency,
-                    });
-                }
-                Some(stored) => stored.balances,
-                None => Balances::default(),
-            };
-            let minor = currency
-                .minor_units()
-                .map_err(|source| ComputeError::NoMinorUnits {
-                    partner_id: partner.partner_id.clone(),
-                    source,
-                })?;
-            let overflow = |source| ComputeError::Overflow {
-                partner_id: partner.partner_id.clone(),
-                source,
-            };
-            let earned = accumulator.earned.round_to_minor(minor).map_err(overflow)?;
-            let adjustments = accumulator
-                .adjustments
-                .round_to_minor(minor)
-                .map_err(overflow)?;
-            let hold_reasons =
-                eligibility::hold_reasons(partner, self.master.profile(&partner.partner_id), as_of);
-            // check_configuration refuses this before anything is computed; never a zero threshold.
-            let min_payout = program.min_payout.get(&currency).copied().ok_or_else(|| {
-                ComputeError::MissingMinPayout {
-                    program: program.id.clone(),
-                    currency,
-                    partner_id: partner.partner_id.clone(),
-                }
-            })?;
-            let settlement = ledger::settle(
-                before,
-                earned,
-                adjustments,
-                !hold_reasons.is_empty(),
-                min_payout,
-            );
-            let has_lines = accumulator.own_lines + accumulator.late_lines > 0;
-            if !(has_lines || !before.is_zero() || !settlement.after.is_zero()) {
-                continue;
-            }
-            let mut categories = categories_by_partner
-                .remove(&(index as u32))
-                .unwrap_or_default();
-            categories.sort_by(|a, b| {
-                (a.booking, &a.product_category, &a.line_currency, &a.rate).cmp(&(
-                    b.booking,
-                    &b.product_category,
-                    &b.line_currency,
-                    &b.rate,
-                ))
-            });
-            payouts.push(PartnerFigures {
-                partner_id: partner.partner_id.clone(),
-                partner_name: partner.name.clone(),
-                program_id: program.id.clone(),
-                currency,
-                minor_units: minor,
-                settlement,
-                hold_reasons,
-                categories,
-            });
-        }
-        let mut missing: BTreeMap<String, MissingPartner> = self
-            .missing_lines
-            .into_iter()
-            .map(|(partner_id, lines)| {
-                let partner = MissingPartner {
-                    partner_id: partner_id.clone(),
-                    balance: None,
-                    lines,
-                };
-                (partner_id, partner)
-            })
-            .collect();
-        for (partner_id, stored) in balances {
-            if !stored.balances.is_zero() && !self.master.partners.contains_key(partner_id) {
-                missing
-                    .entry(partner_id.clone())
-                    .or_insert_with(|| MissingPartner {
-                        partner_id: partner_id.clone(),
-                        balance: None,
-                        lines: MissingLines::default(),
-                    })
-                    .balance = Some(*stored);
-            }
-        }
-        Ok(PeriodComputation {
-            period: self.period,
-            payouts,
-            eligibility: eligibility_rows,
-            fx_gaps: self.fx_gaps,
-            missing_partners: missing.into_values().collect(),
-        })
-    }
-}
-
-/// An empty line report, with the report's columns.
-pub fn empty_lines() -> PolarsResult<DataFrame> {
-    let mut columns: Vec<Column> = LINE_SEGMENT_COLUMNS
-        .iter()
-        .map(|name| match *name {
-            "line" => Int64Chunked::from_vec((*name).into(), Vec::new()).into_column(),
-            _ => StringChunked::full_null((*name).into(), 0).into_column(),
-        })
-        .collect();
-    columns.extend(ComputedColumns::new(0).finish());
-    DataFrame::new(0, columns)
 }
 
 /// Equality of short texts without a call to `memcmp` (months, currency codes: the per-line
@@ -868,12 +478,4 @@ fn text_at(frame: &DataFrame, column: &str, row: usize) -> PolarsResult<String> 
         .get(row)
         .unwrap_or("")
         .to_owned())
-}
-
-fn earning_text(sum: ExactSum, rated: bool) -> String {
-    if !rated {
-        return "0".to_owned();
-    }
-    // Exact to 16 places; shown to the 6 places of converted lines unless more are needed.
-    sum.exact_text()
 }

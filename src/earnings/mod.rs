@@ -1,0 +1,189 @@
+//! Pure computation of a period (SPEC §3): lines × rates × FX -> line earnings -> period totals
+//! -> settlements. Works column by column over the stored revenue segments; rounding is done
+//! only through `domain::money` at the places the SPEC names. Never reads the clock, the disk
+//! or the store: the master data, the period and the stored balances are passed in.
+//!
+//! - `segment`: the per-line loop over one stored segment, and the merge of segments in order;
+//! - `line`: the columns of the line report (`earnings_lines.parquet`);
+//! - `settle`: period totals rounded to minor units and settled against the stored balances.
+
+mod line;
+mod segment;
+mod settle;
+#[cfg(test)]
+mod tests;
+
+pub use line::empty_lines;
+pub use segment::{PeriodComputer, SegmentPart};
+
+use crate::domain::money::{Currency, NoMinorUnits, Overflow};
+use crate::domain::period::Period;
+use crate::domain::reasons::{EligibilityReason, HoldReason};
+use crate::ingest::MasterData;
+use crate::ledger::{Balances, Settlement};
+use polars::prelude::PolarsError;
+
+/// How a line enters the period: its own month, or late revenue of a closed month (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Booking {
+    Earned,
+    Adjustment,
+}
+
+impl Booking {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Booking::Earned => "earned",
+            Booking::Adjustment => "adjustment",
+        }
+    }
+}
+
+/// A partner's balances as the store holds them after the last closed period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBalance {
+    pub currency: Currency,
+    pub balances: Balances,
+}
+
+/// Lines of a statement, summarised by (booking, category, line currency, rate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryLine {
+    pub booking: Booking,
+    pub product_category: String,
+    pub line_currency: String,
+    /// The program rate, or `None` for a category without one (non-incentivised revenue).
+    pub rate: Option<String>,
+    pub lines: u64,
+    /// Revenue in the line currency, exact.
+    pub revenue: String,
+    /// Earning in the payout currency, exact (the period sum rounds once, not per category).
+    pub earning: String,
+}
+
+/// One `payouts.csv` row and its statement figures.
+#[derive(Debug, Clone)]
+pub struct PartnerFigures {
+    pub partner_id: String,
+    pub partner_name: String,
+    pub program_id: String,
+    pub currency: Currency,
+    /// The currency's minor units, as the figures were rounded to.
+    pub minor_units: u32,
+    pub settlement: Settlement,
+    pub hold_reasons: Vec<HoldReason>,
+    pub categories: Vec<CategoryLine>,
+}
+
+impl PartnerFigures {
+    pub fn minor_units(&self) -> u32 {
+        self.minor_units
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EligibilityRow {
+    pub partner_id: String,
+    pub program_id: String,
+    pub reasons: Vec<EligibilityReason>,
+    pub revenue_lines: u64,
+}
+
+/// An ingested line that cannot be converted with today's FX file (the snapshot changed
+/// since it was ingested). It earns nothing until the rate arrives, and blocks `close`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FxGap {
+    pub source_file: String,
+    pub line: u64,
+    pub record_id: String,
+    pub detail: String,
+}
+
+/// Ingested lines of a partner that is no longer in partners.csv, which the period would book.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MissingLines {
+    /// Lines of the period's own month.
+    pub own: u64,
+    /// Late lines of a closed month, not yet booked.
+    pub late: u64,
+}
+
+/// A partner no longer in partners.csv with money in the store: a non-zero balance left by
+/// the last close, or lines the period would book. Nothing of it is settled; it stays in the
+/// store until the partner is back (`PARTNER_MISSING`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingPartner {
+    pub partner_id: String,
+    /// The stored balance, when it is not zero.
+    pub balance: Option<StoredBalance>,
+    pub lines: MissingLines,
+}
+
+#[derive(Debug)]
+pub struct PeriodComputation {
+    pub period: Period,
+    pub payouts: Vec<PartnerFigures>,
+    pub eligibility: Vec<EligibilityRow>,
+    pub fx_gaps: Vec<FxGap>,
+    /// Sorted by partner id.
+    pub missing_partners: Vec<MissingPartner>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    #[error(
+        "program `{program}` has no min_payout for {currency} (partner {partner_id}'s payout currency)"
+    )]
+    MissingMinPayout {
+        program: String,
+        currency: Currency,
+        partner_id: String,
+    },
+    #[error(
+        "partner {partner_id}: balance is held in {stored} but the payout currency is now {current}"
+    )]
+    CurrencyChanged {
+        partner_id: String,
+        stored: Currency,
+        current: Currency,
+    },
+    #[error("partner {partner_id}: {source}")]
+    Overflow {
+        partner_id: String,
+        source: Overflow,
+    },
+    #[error("partner {partner_id}: payout currency {source}")]
+    NoMinorUnits {
+        partner_id: String,
+        source: NoMinorUnits,
+    },
+    #[error("revenue segment: a stored line has no amount (row {row}): the store is corrupt")]
+    MissingAmount { row: usize },
+    #[error("revenue segment: {0}")]
+    Segment(#[from] PolarsError),
+}
+
+/// Configuration errors reported before anything is computed (SPEC §3).
+pub fn check_configuration(master: &MasterData) -> Result<(), ComputeError> {
+    for partner in master.partners.values() {
+        if let Some(program) = master.programs.for_type(partner.partner_type)
+            && !program.min_payout.contains_key(&partner.payout_currency)
+        {
+            return Err(ComputeError::MissingMinPayout {
+                program: program.id.clone(),
+                currency: partner.payout_currency,
+                partner_id: partner.partner_id.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// How much a computation keeps besides the payout totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// `run`: the payouts and the line report.
+    Payouts,
+    /// `close`: also the statement lines, per category.
+    Statements,
+}
