@@ -285,8 +285,33 @@ pub fn job_runner(settings: Settings, store: Store, jobs_dir: PathBuf) -> Runner
         let (settings, store) = (settings.clone(), store.clone());
         let zone = zones.get(&run.job).copied().unwrap_or(chrono_tz::UTC);
         let command = command_for(&run, &jobs_dir, zone);
-        Box::pin(async move { execute(command, &settings, &store).await })
+        Box::pin(async move {
+            if let Command::Close { period } = command {
+                ensure_scheduled_close_was_reviewed(&store, period, settings.time_zone).await?;
+            }
+            execute(command, &settings, &store).await
+        })
     })
+}
+
+/// The scheduler never closes a month nobody has reviewed: a scheduled close of an open period
+/// needs a draft of it (an operator's `payout close` does not, SPEC §6). A month that has not
+/// ended is refused first, with that reason.
+async fn ensure_scheduled_close_was_reviewed(
+    store: &Store,
+    period: Period,
+    time_zone: chrono_tz::Tz,
+) -> anyhow::Result<()> {
+    if store.close_id(period).await?.is_some() {
+        return Ok(());
+    }
+    crate::run::guard::ensure_ended(period, &crate::run::guard::Today::now(time_zone))?;
+    if store.last_draft(&period.to_string()).await?.is_none() {
+        anyhow::bail!(
+            "{period} has no draft: a scheduled close needs a reviewed draft (`payout run --period {period}`) first"
+        );
+    }
+    Ok(())
 }
 
 /// Every job with a file in `jobs_dir` or known to the store (SPEC §6): last and next

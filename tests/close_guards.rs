@@ -159,58 +159,88 @@ async fn a_time_zone_that_is_not_an_iana_name_is_refused_wherever_it_is_set() {
     env.ok(&["status"]);
 }
 
+/// Fires a `monthly-close` job once through the scheduler with `period = "<rule>"`; returns the
+/// period it worked on and the fire's recorded status and detail.
+async fn fire_scheduled_close(env: &Env, rule: &str) -> (String, String, String) {
+    use clap::Parser;
+    use payout::scheduler::{ManualClock, Scheduler, load_jobs};
+
+    let jobs = env.dir.path().join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    std::fs::write(
+        jobs.join("monthly-close.toml"),
+        format!("name = \"monthly-close\"\nschedule = \"0 * * * * *\"\ntime_zone = \"UTC\"\ncommand = \"close\"\nperiod = \"{rule}\"\nenabled = true\n"),
+    )
+    .unwrap();
+    let cli = payout::cli::Cli::try_parse_from([
+        "payout",
+        "--data",
+        env.data.to_str().unwrap(),
+        "--reports",
+        env.reports.to_str().unwrap(),
+        "--database-url",
+        &env.database_url,
+        "status",
+    ])
+    .unwrap();
+    let settings = payout::settings::Settings::resolve(&cli).unwrap();
+    let store = Store::connect(&env.database_url).await.unwrap();
+    let (specs, errors) = load_jobs(&jobs);
+    assert!(errors.is_empty(), "{errors:?}");
+    let start = Utc::now().with_nanosecond(0).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let runner = payout::commands::job_runner(settings, store.clone(), jobs.clone());
+    let mut scheduler = Scheduler::new(store.clone(), specs, clock.clone(), runner);
+    scheduler.tick().await.unwrap();
+    clock.advance(chrono::Duration::minutes(1));
+    let fired = scheduler.tick().await.unwrap();
+    scheduler.wait_idle().await;
+    assert_eq!(fired.len(), 1);
+    let month = fired[0].period.unwrap().to_string();
+    let row = sqlx::query("SELECT status, detail FROM job_fires WHERE job = 'monthly-close'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    (month, row.get(0), row.get(1))
+}
+
 /// `monthly-close` with `period = "current"` fires inside the month: the fire is recorded as
 /// failed with the reason, and the scheduler goes on.
 #[tokio::test]
 async fn a_scheduled_close_of_the_current_month_is_a_failed_fire_with_the_reason() {
-    use clap::Parser;
-    use payout::scheduler::{Clock, ManualClock, Scheduler, load_jobs};
-
+    use payout::scheduler::Clock;
     for backend in backends() {
         let env = Env::new(backend).await;
-        let jobs = env.dir.path().join("jobs");
-        std::fs::create_dir_all(&jobs).unwrap();
-        std::fs::write(
-            jobs.join("monthly-close.toml"),
-            "name = \"monthly-close\"\nschedule = \"0 * * * * *\"\ntime_zone = \"UTC\"\ncommand = \"close\"\nperiod = \"current\"\nenabled = true\n",
-        )
-        .unwrap();
-        let cli = payout::cli::Cli::try_parse_from([
-            "payout",
-            "--data",
-            env.data.to_str().unwrap(),
-            "--reports",
-            env.reports.to_str().unwrap(),
-            "--database-url",
-            &env.database_url,
-            "status",
-        ])
-        .unwrap();
-        let settings = payout::settings::Settings::resolve(&cli).unwrap();
-        let store = Store::connect(&env.database_url).await.unwrap();
-        let (specs, errors) = load_jobs(&jobs);
-        assert!(errors.is_empty(), "{errors:?}");
-        let start = Utc::now().with_nanosecond(0).unwrap();
-        let clock = Arc::new(ManualClock::new(start));
-        let runner = payout::commands::job_runner(settings, store.clone(), jobs.clone());
-        let mut scheduler = Scheduler::new(store.clone(), specs, clock.clone(), runner);
-        scheduler.tick().await.unwrap();
-        clock.advance(chrono::Duration::minutes(1));
-        let fired = scheduler.tick().await.unwrap();
-        scheduler.wait_idle().await;
-        assert_eq!(fired.len(), 1, "{backend:?}");
-        let month = fired[0].period.unwrap().to_string();
-        assert_eq!(month, clock.now().format("%Y-%m").to_string());
-
-        let row = sqlx::query("SELECT status, detail FROM job_fires WHERE job = 'monthly-close'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-        assert_eq!(row.get::<String, _>(0), "failed");
-        let detail: String = row.get(1);
+        let (month, status, detail) = fire_scheduled_close(&env, "current").await;
+        assert_eq!(
+            month,
+            payout::scheduler::SystemClock
+                .now()
+                .format("%Y-%m")
+                .to_string()
+        );
+        assert_eq!(status, "failed", "{backend:?}");
         assert!(
             detail.contains(&format!("{month} has not ended: it can be closed from")),
             "{detail}"
+        );
+        assert!(env.status_json()["periods"].as_array().unwrap().is_empty());
+    }
+}
+
+/// The scheduler never closes a month nobody has reviewed: an ended month with no draft is a
+/// failed fire, and nothing is closed.
+#[tokio::test]
+async fn a_scheduled_close_of_a_month_without_a_draft_is_refused() {
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        let (month, status, detail) = fire_scheduled_close(&env, "previous").await;
+        assert_eq!(status, "failed", "{backend:?}");
+        assert_eq!(
+            detail,
+            format!(
+                "{month} has no draft: a scheduled close needs a reviewed draft (`payout run --period {month}`) first"
+            ),
         );
         assert!(env.status_json()["periods"].as_array().unwrap().is_empty());
     }
