@@ -110,15 +110,60 @@ fn parse_time_zone(name: &str) -> Result<chrono_tz::Tz, &'static str> {
 
 fn read_file_settings(path: &Path) -> anyhow::Result<FileSettings> {
     match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            // toml's own text quotes the offending line, which may hold a password: only the
+            // line number and the message, with its quoted values left out.
+            let line = e.span().map_or(0, |span| {
+                1 + text.as_bytes()[..span.start.min(text.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+            });
+            anyhow::anyhow!(
+                "{}: line {line}: {}",
+                path.display(),
+                without_quoted_values(e.message())
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileSettings::default()),
         Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
     }
 }
 
+/// `message` with every double-quoted value replaced by `"…"` (keys are quoted with backticks).
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (at, part) in message.split('"').enumerate() {
+        match at % 2 {
+            0 => out.push_str(part),
+            _ => out.push_str("\"…\""),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payout_toml_error_never_shows_the_values_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payout.toml");
+        for text in [
+            "database_url = \"postgres://u:TOMLSECRET1@127.0.0.1:1/db\n",
+            "database_url = postgres://u:TOMLSECRET1@127.0.0.1:1/db\n",
+            "database_url = [\"postgres://u:TOMLSECRET1@h/db\"]\n",
+            "database_url = 5\nsmtp_url = \"smtp://u:TOMLSECRET1@h\"\nx = 1\n",
+            "database_ur = \"postgres://u:TOMLSECRET1@h/db\"\n",
+            "smtp_password = \"TOMLSECRET1\"\n",
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = read_file_settings(&path).err().expect(text).to_string();
+            assert!(!error.contains("TOMLSECRET1"), "{error}");
+            assert!(error.contains("payout.toml: line "), "{error}");
+        }
+    }
 
     #[test]
     fn debug_output_shows_no_password() {
