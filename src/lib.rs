@@ -17,4 +17,5 @@ pub mod reports;
 pub mod resend;
 pub mod scheduler;
 pub mod settings;
+pub mod status_view;
 pub mod store;

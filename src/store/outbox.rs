@@ -6,8 +6,21 @@
 use sqlx::Row;
 
 use super::lease::{ProcessIdentity, holder_is_gone};
-use super::{Arg, OutboxMessage, Store, StoreError, StoreResult, now_ms};
+use super::{Arg, Store, StoreError, StoreResult, now_ms};
 use crate::notify::statement::{StatementLineRecord, StatementRecord};
+
+/// An email to queue (delivered by `payout send`). Its key, (kind, partner, scope,
+/// recipient), is unique in the outbox: queueing it twice is a no-op.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    pub kind: &'static str,
+    pub partner_id: String,
+    pub scope: String,
+    pub recipient: String,
+    pub recipient_name: String,
+    /// What the template needs beyond the stored statement (partner name, wave, …).
+    pub context: serde_json::Value,
+}
 
 /// A claimed message, ready to compose and deliver.
 #[derive(Debug, Clone)]
