@@ -7,14 +7,55 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
+use super::insert::InsertInto;
 use super::{
-    Arg, OutboxMessage, Store, StoreError, StoreResult, now_ms, parse_decimal, parse_period_opt,
+    OutboxMessage, Store, StoreError, StoreResult, now_ms, parse_decimal, parse_period_opt,
 };
 use crate::domain::money::Currency;
 use crate::domain::period::Period;
 use crate::earnings::StoredBalance;
 use crate::ledger::Balances;
 use crate::notify::statement::StatementRecord;
+
+const STATEMENTS: InsertInto = InsertInto {
+    table: "statements",
+    columns: &[
+        "period",
+        "partner_id",
+        "partner_name",
+        "program_id",
+        "program_name",
+        "language",
+        "currency",
+        "earned",
+        "adjustments",
+        "released",
+        "carried_in",
+        "payable",
+        "carried",
+        "held",
+        "status",
+        "hold_reasons",
+    ],
+    suffix: "",
+};
+
+const STATEMENT_LINES: InsertInto = InsertInto {
+    table: "statement_lines",
+    columns: &[
+        "period",
+        "partner_id",
+        "position",
+        "booking",
+        "product_category",
+        "line_currency",
+        "rate",
+        "lines",
+        "revenue",
+        "earning",
+    ],
+    suffix: "",
+};
 
 /// What a close transaction found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,42 +152,7 @@ impl Store {
             });
         }
 
-        let mut statements = Vec::new();
-        let mut lines = Vec::new();
         for record in close.statements {
-            let text = |v: &String| Arg::Text(v.clone());
-            statements.push(vec![
-                text(&period),
-                text(&record.partner_id),
-                text(&record.partner_name),
-                text(&record.program_id),
-                text(&record.program_name),
-                text(&record.language),
-                text(&record.currency),
-                text(&record.earned),
-                text(&record.adjustments),
-                text(&record.released),
-                text(&record.carried_in),
-                text(&record.payable),
-                text(&record.carried),
-                text(&record.held),
-                text(&record.status),
-                text(&record.hold_reasons),
-            ]);
-            for (position, line) in record.lines.iter().enumerate() {
-                lines.push(vec![
-                    text(&period),
-                    text(&record.partner_id),
-                    Arg::Int(position as i64),
-                    text(&line.booking),
-                    text(&line.product_category),
-                    text(&line.line_currency),
-                    Arg::OptText(line.rate.clone()),
-                    Arg::Int(line.lines),
-                    text(&line.revenue),
-                    text(&line.earning),
-                ]);
-            }
             sqlx::query(
                 "INSERT INTO balances (partner_id, currency, held, carried, period) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (partner_id) DO UPDATE SET currency = excluded.currency, held = excluded.held, \
@@ -160,48 +166,47 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        Self::insert_rows(
-            &mut tx,
-            "statements",
-            &[
-                "period",
-                "partner_id",
-                "partner_name",
-                "program_id",
-                "program_name",
-                "language",
-                "currency",
-                "earned",
-                "adjustments",
-                "released",
-                "carried_in",
-                "payable",
-                "carried",
-                "held",
-                "status",
-                "hold_reasons",
-            ],
-            statements,
-        )
-        .await?;
-        Self::insert_rows(
-            &mut tx,
-            "statement_lines",
-            &[
-                "period",
-                "partner_id",
-                "position",
-                "booking",
-                "product_category",
-                "line_currency",
-                "rate",
-                "lines",
-                "revenue",
-                "earning",
-            ],
-            lines,
-        )
-        .await?;
+        STATEMENTS
+            .execute(&mut tx, close.statements, |mut row, record| {
+                row.push_bind(period.clone())
+                    .push_bind(record.partner_id.clone())
+                    .push_bind(record.partner_name.clone())
+                    .push_bind(record.program_id.clone())
+                    .push_bind(record.program_name.clone())
+                    .push_bind(record.language.clone())
+                    .push_bind(record.currency.clone())
+                    .push_bind(record.earned.clone())
+                    .push_bind(record.adjustments.clone())
+                    .push_bind(record.released.clone())
+                    .push_bind(record.carried_in.clone())
+                    .push_bind(record.payable.clone())
+                    .push_bind(record.carried.clone())
+                    .push_bind(record.held.clone())
+                    .push_bind(record.status.clone())
+                    .push_bind(record.hold_reasons.clone());
+            })
+            .await?;
+        let lines = close.statements.iter().flat_map(|record| {
+            record
+                .lines
+                .iter()
+                .enumerate()
+                .map(move |(position, line)| (record, position, line))
+        });
+        STATEMENT_LINES
+            .execute(&mut tx, lines, |mut row, (record, position, line)| {
+                row.push_bind(period.clone())
+                    .push_bind(record.partner_id.clone())
+                    .push_bind(position as i64)
+                    .push_bind(line.booking.clone())
+                    .push_bind(line.product_category.clone())
+                    .push_bind(line.line_currency.clone())
+                    .push_bind(line.rate.clone())
+                    .push_bind(line.lines)
+                    .push_bind(line.revenue.clone())
+                    .push_bind(line.earning.clone());
+            })
+            .await?;
         for id in close.booked_segments {
             sqlx::query("UPDATE revenue_segments SET booked_period = $1 WHERE id = $2 AND late_rows > 0 AND booked_period IS NULL")
                 .bind(period.clone())

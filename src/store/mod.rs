@@ -10,6 +10,7 @@
 
 mod close;
 mod connect;
+mod insert;
 mod jobs;
 mod lease;
 mod outbox;
@@ -38,8 +39,6 @@ pub use status::{DraftRecord, JobFileErrorStatus, JobStatus, StatusReport};
 
 use crate::domain::period::Period;
 
-/// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
-const INSERT_BATCH_ROWS: usize = 200;
 /// How long SQLite waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 60_000;
 /// Connections per process: one writer at a time is all the engine needs, plus readers.
@@ -92,15 +91,6 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// A value bound into a multi-row INSERT.
-#[derive(Debug, Clone)]
-pub(crate) enum Arg {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-    OptInt(Option<i64>),
 }
 
 #[derive(Clone)]
@@ -200,61 +190,6 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
-    }
-
-    /// Multi-row INSERT of `rows` into `table`, in batches, inside `tx`.
-    async fn insert_rows(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        table: &str,
-        columns: &[&str],
-        rows: Vec<Vec<Arg>>,
-    ) -> StoreResult<u64> {
-        Self::insert_rows_with(tx, table, columns, rows, "").await
-    }
-
-    /// Multi-row INSERT with a trailing clause (`ON CONFLICT … DO NOTHING`); returns the number
-    /// of rows inserted.
-    async fn insert_rows_with(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        table: &str,
-        columns: &[&str],
-        rows: Vec<Vec<Arg>>,
-        suffix: &str,
-    ) -> StoreResult<u64> {
-        let mut inserted = 0;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let batch: Vec<Vec<Arg>> = rows.by_ref().take(INSERT_BATCH_ROWS).collect();
-            let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-            let mut n = 0;
-            for (i, _) in batch.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                for c in 0..columns.len() {
-                    n += 1;
-                    if c > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!("${n}"));
-                }
-                sql.push(')');
-            }
-            sql.push(' ');
-            sql.push_str(suffix);
-            let mut query = sqlx::query(&sql);
-            for arg in batch.into_iter().flatten() {
-                query = match arg {
-                    Arg::Text(v) => query.bind(v),
-                    Arg::OptText(v) => query.bind(v),
-                    Arg::Int(v) => query.bind(v),
-                    Arg::OptInt(v) => query.bind(v),
-                };
-            }
-            inserted += query.execute(&mut **tx).await?.rows_affected();
-        }
-        Ok(inserted)
     }
 }
 

@@ -5,8 +5,9 @@
 
 use sqlx::Row;
 
+use super::insert::InsertInto;
 use super::lease::{ProcessIdentity, holder_is_gone};
-use super::{Arg, Store, StoreError, StoreResult, now_ms};
+use super::{Store, StoreError, StoreResult, now_ms};
 use crate::notify::statement::{StatementLineRecord, StatementRecord};
 
 /// An email to queue (delivered by `payout send`). Its key, (kind, partner, scope,
@@ -60,17 +61,21 @@ pub struct WaveProgress {
     pub completed_on: Option<String>,
 }
 
-const OUTBOX_COLUMNS: [&str; 9] = [
-    "kind",
-    "partner_id",
-    "scope",
-    "recipient",
-    "recipient_name",
-    "message_id",
-    "status",
-    "created_at_ms",
-    "context",
-];
+const OUTBOX: InsertInto = InsertInto {
+    table: "outbox",
+    columns: &[
+        "kind",
+        "partner_id",
+        "scope",
+        "recipient",
+        "recipient_name",
+        "message_id",
+        "status",
+        "created_at_ms",
+        "context",
+    ],
+    suffix: "ON CONFLICT (kind, partner_id, scope, recipient) DO NOTHING",
+};
 
 impl Store {
     pub(crate) async fn insert_outbox(
@@ -78,31 +83,20 @@ impl Store {
         messages: &[OutboxMessage],
     ) -> StoreResult<u64> {
         let created = now_ms();
-        let rows = messages
-            .iter()
-            .map(|m| {
-                vec![
-                    Arg::Text(m.kind.to_owned()),
-                    Arg::Text(m.partner_id.clone()),
-                    Arg::Text(m.scope.clone()),
-                    Arg::Text(m.recipient.clone()),
-                    Arg::Text(m.recipient_name.clone()),
+        OUTBOX
+            .execute(tx, messages, |mut row, message| {
+                row.push_bind(message.kind.to_owned())
+                    .push_bind(message.partner_id.clone())
+                    .push_bind(message.scope.clone())
+                    .push_bind(message.recipient.clone())
+                    .push_bind(message.recipient_name.clone())
                     // Stable for the life of the row: a resend after a crash is the same message.
-                    Arg::Text(format!("<{}@payout.invalid>", uuid::Uuid::new_v4())),
-                    Arg::Text("queued".into()),
-                    Arg::Int(created),
-                    Arg::Text(m.context.to_string()),
-                ]
+                    .push_bind(format!("<{}@payout.invalid>", uuid::Uuid::new_v4()))
+                    .push_bind("queued".to_owned())
+                    .push_bind(created)
+                    .push_bind(message.context.to_string());
             })
-            .collect();
-        Self::insert_rows_with(
-            tx,
-            "outbox",
-            &OUTBOX_COLUMNS,
-            rows,
-            "ON CONFLICT (kind, partner_id, scope, recipient) DO NOTHING",
-        )
-        .await
+            .await
     }
 
     /// Queues messages in one transaction; returns how many were new.

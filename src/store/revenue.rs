@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Arg, Store, StoreError, StoreResult, now_ms, parse_period_opt};
+use super::insert::InsertInto;
+use super::{Store, StoreError, StoreResult, now_ms, parse_period_opt};
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
 use crate::ingest::revenue::{FileIngest, PendingRow, RecordIndex, Rejection, RetryResolution};
@@ -16,6 +17,29 @@ use crate::ingest::segment::Segment;
 
 /// The `source_file` of a `PARTNER_MISSING` exception: the file the partner is missing from.
 pub const MISSING_PARTNER_SOURCE: &str = "partners.csv";
+
+const SEGMENT_MONTHS: InsertInto = InsertInto {
+    table: "segment_months",
+    columns: &["segment_id", "billing_month", "late", "rows"],
+    suffix: "",
+};
+
+const REJECTIONS: InsertInto = InsertInto {
+    table: "rejections",
+    columns: &[
+        "source_file",
+        "file_sha256",
+        "line",
+        "record_id",
+        "reason",
+        "detail",
+        "raw",
+        "fields",
+        "status",
+        "run_id",
+    ],
+    suffix: "",
+};
 
 /// One open rejection, as `exceptions.csv` lists it (SPEC §7.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,25 +150,14 @@ impl Store {
             .fetch_one(&mut **tx)
             .await?;
             let id: i64 = row.try_get(0)?;
-            let months = segment
-                .months
-                .iter()
-                .map(|(month, late, rows)| {
-                    vec![
-                        Arg::Int(id),
-                        Arg::Text(month.to_string()),
-                        Arg::Int(i64::from(*late)),
-                        Arg::Int(*rows as i64),
-                    ]
+            SEGMENT_MONTHS
+                .execute(tx, &segment.months, |mut row, (month, late, rows)| {
+                    row.push_bind(id)
+                        .push_bind(month.to_string())
+                        .push_bind(i64::from(*late))
+                        .push_bind(*rows as i64);
                 })
-                .collect();
-            Self::insert_rows(
-                tx,
-                "segment_months",
-                &["segment_id", "billing_month", "late", "rows"],
-                months,
-            )
-            .await?;
+                .await?;
         }
         Ok(())
     }
@@ -155,45 +168,24 @@ impl Store {
         file_sha256: &str,
         rejections: Vec<Rejection>,
     ) -> StoreResult<()> {
-        let rows = rejections
-            .into_iter()
-            .map(|r| {
-                let fields = r
+        REJECTIONS
+            .execute(tx, rejections, |mut row, rejection| {
+                let fields = rejection
                     .fields
                     .as_ref()
                     .map(|f| serde_json::to_string(f).unwrap_or_default());
-                vec![
-                    Arg::Text(r.source_file),
-                    Arg::Text(file_sha256.to_owned()),
-                    Arg::OptInt(r.line.map(|l| l as i64)),
-                    Arg::Text(r.record_id),
-                    Arg::Text(r.reason.code().to_owned()),
-                    Arg::Text(r.detail),
-                    Arg::Text(r.raw),
-                    Arg::OptText(fields),
-                    Arg::Text("open".into()),
-                    Arg::Text(run_id.to_owned()),
-                ]
+                row.push_bind(rejection.source_file)
+                    .push_bind(file_sha256.to_owned())
+                    .push_bind(rejection.line.map(|l| l as i64))
+                    .push_bind(rejection.record_id)
+                    .push_bind(rejection.reason.code().to_owned())
+                    .push_bind(rejection.detail)
+                    .push_bind(rejection.raw)
+                    .push_bind(fields)
+                    .push_bind("open".to_owned())
+                    .push_bind(run_id.to_owned());
             })
-            .collect();
-        Self::insert_rows(
-            tx,
-            "rejections",
-            &[
-                "source_file",
-                "file_sha256",
-                "line",
-                "record_id",
-                "reason",
-                "detail",
-                "raw",
-                "fields",
-                "status",
-                "run_id",
-            ],
-            rows,
-        )
-        .await?;
+            .await?;
         Ok(())
     }
 
@@ -315,44 +307,23 @@ impl Store {
         .bind(reason.to_owned())
         .execute(&mut *tx)
         .await?;
-        let rows = missing
-            .iter()
-            .map(|(partner_id, detail)| {
-                vec![
-                    Arg::Text(MISSING_PARTNER_SOURCE.to_owned()),
-                    Arg::Text(partners_sha256.to_owned()),
-                    Arg::OptInt(None),
-                    Arg::Text(String::new()),
-                    Arg::Text(reason.to_owned()),
-                    Arg::Text(detail.clone()),
-                    Arg::Text(String::new()),
+        REJECTIONS
+            .execute(&mut tx, missing, |mut row, (partner_id, detail)| {
+                row.push_bind(MISSING_PARTNER_SOURCE.to_owned())
+                    .push_bind(partners_sha256.to_owned())
+                    .push_bind(None::<i64>)
+                    .push_bind(String::new())
+                    .push_bind(reason.to_owned())
+                    .push_bind(detail.clone())
+                    .push_bind(String::new())
                     // The partner, for `status` (record_id stays empty: no revenue row is meant).
-                    Arg::OptText(Some(
+                    .push_bind(Some(
                         serde_json::json!({ "partner_id": partner_id }).to_string(),
-                    )),
-                    Arg::Text("open".into()),
-                    Arg::Text(run_id.to_owned()),
-                ]
+                    ))
+                    .push_bind("open".to_owned())
+                    .push_bind(run_id.to_owned());
             })
-            .collect();
-        Self::insert_rows(
-            &mut tx,
-            "rejections",
-            &[
-                "source_file",
-                "file_sha256",
-                "line",
-                "record_id",
-                "reason",
-                "detail",
-                "raw",
-                "fields",
-                "status",
-                "run_id",
-            ],
-            rows,
-        )
-        .await?;
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -2,10 +2,23 @@
 //! found (SPEC §6). Each call is one statement or one transaction; nothing here decides what a
 //! run does, and nothing here reads inputs or renders anything.
 
-use super::{Arg, Store, StoreResult, now_ms};
+use super::insert::InsertInto;
+use super::{Store, StoreResult, now_ms};
 use crate::domain::period::Period;
 use crate::ingest::master::InputFile;
 use crate::ingest::warning::Warning;
+
+const RUN_INPUTS: InsertInto = InsertInto {
+    table: "run_inputs",
+    columns: &["run_id", "file", "sha256"],
+    suffix: "",
+};
+
+const RUN_WARNINGS: InsertInto = InsertInto {
+    table: "run_warnings",
+    columns: &["run_id", "seq", "file", "line", "message"],
+    suffix: "",
+};
 
 impl Store {
     pub async fn start_run(&self, command: &str, period: Option<Period>) -> StoreResult<String> {
@@ -22,17 +35,13 @@ impl Store {
 
     pub async fn record_inputs(&self, run_id: &str, inputs: &[InputFile]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let rows = inputs
-            .iter()
-            .map(|f| {
-                vec![
-                    Arg::Text(run_id.to_owned()),
-                    Arg::Text(f.name.clone()),
-                    Arg::Text(f.sha256.clone()),
-                ]
+        RUN_INPUTS
+            .execute(&mut tx, inputs, |mut row, file| {
+                row.push_bind(run_id.to_owned())
+                    .push_bind(file.name.clone())
+                    .push_bind(file.sha256.clone());
             })
-            .collect();
-        Self::insert_rows(&mut tx, "run_inputs", &["run_id", "file", "sha256"], rows).await?;
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -43,26 +52,19 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        let rows = warnings
-            .iter()
-            .enumerate()
-            .map(|(seq, w)| {
-                vec![
-                    Arg::Text(run_id.to_owned()),
-                    Arg::Int(seq as i64),
-                    Arg::Text(w.file.clone()),
-                    Arg::OptInt(w.line.map(|l| l as i64)),
-                    Arg::Text(w.message.clone()),
-                ]
-            })
-            .collect();
-        Self::insert_rows(
-            &mut tx,
-            "run_warnings",
-            &["run_id", "seq", "file", "line", "message"],
-            rows,
-        )
-        .await?;
+        RUN_WARNINGS
+            .execute(
+                &mut tx,
+                warnings.iter().enumerate(),
+                |mut row, (seq, warning)| {
+                    row.push_bind(run_id.to_owned())
+                        .push_bind(seq as i64)
+                        .push_bind(warning.file.clone())
+                        .push_bind(warning.line.map(|l| l as i64))
+                        .push_bind(warning.message.clone());
+                },
+            )
+            .await?;
         tx.commit().await?;
         Ok(())
     }
