@@ -2,6 +2,7 @@
 //! terminal. It only formats what it is given; it never queries the store or changes state.
 //! (`payout status --json` is the same report serialised as is.)
 
+use crate::domain::status::{FireStatus, OutboxStatus};
 use crate::store::StatusReport;
 
 /// The status report as plain tables for a terminal.
@@ -44,7 +45,7 @@ pub fn render_status(report: &StatusReport) -> String {
             r.started_at,
             r.command,
             r.period.as_deref().unwrap_or("-"),
-            r.outcome,
+            r.outcome.as_str(),
             duration,
             r.inputs.len(),
             match r.warnings {
@@ -89,7 +90,7 @@ pub fn render_status(report: &StatusReport) -> String {
         }
     }
     let _ = writeln!(out, "OUTBOX");
-    for status in ["queued", "sending", "sent", "failed"] {
+    for status in OutboxStatus::ALL.iter().map(|s| s.as_str()) {
         let count = report.outbox.get(status).copied().unwrap_or(0);
         let _ = writeln!(out, "  {status:<8} {count}");
     }
@@ -151,12 +152,12 @@ fn render_jobs(out: &mut String, report: &StatusReport) {
                 job.name,
                 job.command.as_deref().unwrap_or("-"),
                 job.last_fire.as_deref().unwrap_or("-"),
-                job.last_outcome.as_deref().unwrap_or("-"),
+                job.last_outcome.map_or("-", FireStatus::as_str),
                 job.next_fire.as_deref().unwrap_or("-"),
                 job.fires,
             );
-            if let (Some("failed" | "skipped"), Some(detail)) =
-                (job.last_outcome.as_deref(), &job.last_detail)
+            if let (Some(outcome), Some(detail)) = (job.last_outcome, &job.last_detail)
+                && shows_detail(outcome)
             {
                 let _ = writeln!(out, "      {detail}");
             }
@@ -175,5 +176,13 @@ fn render_jobs(out: &mut String, report: &StatusReport) {
                 error.file, error.field, error.reason
             );
         }
+    }
+}
+
+/// Whether a job's last fire has a detail worth a line: why it failed or was skipped.
+fn shows_detail(outcome: FireStatus) -> bool {
+    match outcome {
+        FireStatus::Failed | FireStatus::Skipped => true,
+        FireStatus::Running | FireStatus::Succeeded => false,
     }
 }

@@ -38,6 +38,7 @@ pub use revenue::{ExceptionRow, FileWriter, MISSING_PARTNER_SOURCE, StoredSegmen
 pub use status::{DraftRecord, JobFileErrorStatus, JobStatus, StatusReport};
 
 use crate::domain::period::Period;
+use crate::domain::status::UnknownStatus;
 
 /// How long SQLite waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 60_000;
@@ -74,6 +75,16 @@ pub enum StoreError {
     Busy(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A status given as text that is none of its enum's values.
+    #[error("{0}")]
+    UnknownStatus(#[from] UnknownStatus),
+}
+
+/// A status given as its enum converts without failing.
+impl From<std::convert::Infallible> for StoreError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

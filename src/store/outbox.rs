@@ -8,12 +8,14 @@ use sqlx::Row;
 use super::insert::InsertInto;
 use super::lease::{ProcessIdentity, holder_is_gone};
 use super::{Store, StoreError, StoreResult, now_ms};
+use crate::domain::status::{OutboxKind, OutboxStatus};
 use crate::notify::statement::{StatementLineRecord, StatementRecord};
 
 /// An email to queue (delivered by `payout send`). Its key, (kind, partner, scope,
 /// recipient), is unique in the outbox: queueing it twice is a no-op.
 #[derive(Debug, Clone)]
 pub struct OutboxMessage {
+    /// An `OutboxKind`'s stored text (`OutboxKind::as_str`).
     pub kind: &'static str,
     pub partner_id: String,
     pub scope: String,
@@ -27,7 +29,7 @@ pub struct OutboxMessage {
 #[derive(Debug, Clone)]
 pub struct ClaimedMessage {
     pub id: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub partner_id: String,
     pub scope: String,
     pub recipient: String,
@@ -82,6 +84,10 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         messages: &[OutboxMessage],
     ) -> StoreResult<u64> {
+        // The kind is text until every caller passes an `OutboxKind`; only those are stored.
+        for message in messages {
+            OutboxKind::try_from(message.kind)?;
+        }
         let created = now_ms();
         OUTBOX
             .execute(tx, messages, |mut row, message| {
@@ -92,7 +98,7 @@ impl Store {
                     .push_bind(message.recipient_name.clone())
                     // Stable for the life of the row: a resend after a crash is the same message.
                     .push_bind(format!("<{}@payout.invalid>", uuid::Uuid::new_v4()))
-                    .push_bind("queued".to_owned())
+                    .push_bind(OutboxStatus::Queued.as_str())
                     .push_bind(created)
                     .push_bind(message.context.to_string());
             })
@@ -163,7 +169,7 @@ impl Store {
                 let context: String = row.try_get(7)?;
                 Ok(ClaimedMessage {
                     id: row.try_get(0)?,
-                    kind: row.try_get(1)?,
+                    kind: stored_kind(row.try_get(1)?)?,
                     partner_id: row.try_get(2)?,
                     scope: row.try_get(3)?,
                     recipient: row.try_get(4)?,
@@ -233,7 +239,9 @@ impl Store {
     }
 
     /// Failed messages with their reasons, for `status`.
-    pub async fn failed_messages(&self) -> StoreResult<Vec<(i64, String, String, String, String)>> {
+    pub async fn failed_messages(
+        &self,
+    ) -> StoreResult<Vec<(i64, OutboxKind, String, String, String)>> {
         let rows = sqlx::query("SELECT id, kind, partner_id, recipient, last_error FROM outbox WHERE status = 'failed' ORDER BY id")
             .fetch_all(self.pool())
             .await?;
@@ -241,7 +249,7 @@ impl Store {
             .map(|r| {
                 Ok((
                     r.try_get(0)?,
-                    r.try_get(1)?,
+                    stored_kind(r.try_get(1)?)?,
                     r.try_get(2)?,
                     r.try_get(3)?,
                     r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
@@ -405,11 +413,16 @@ impl Store {
 }
 
 impl Store {
-    pub async fn count_outbox(&self, status: &str) -> StoreResult<u64> {
+    pub async fn count_outbox(&self, status: OutboxStatus) -> StoreResult<u64> {
         let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE status = $1")
-            .bind(status.to_owned())
+            .bind(status.as_str())
             .fetch_one(self.pool())
             .await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
     }
+}
+
+/// An outbox kind as read back; anything else is corrupt data.
+fn stored_kind(text: String) -> StoreResult<OutboxKind> {
+    OutboxKind::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("outbox kind `{text}`")))
 }

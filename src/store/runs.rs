@@ -3,8 +3,9 @@
 //! run does, and nothing here reads inputs or renders anything.
 
 use super::insert::InsertInto;
-use super::{Store, StoreResult, now_ms};
+use super::{Store, StoreError, StoreResult, now_ms};
 use crate::domain::period::Period;
+use crate::domain::status::RunOutcome;
 use crate::ingest::master::InputFile;
 use crate::ingest::warning::Warning;
 
@@ -69,10 +70,17 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_run(&self, run_id: &str, outcome: &str, detail: &str) -> StoreResult<()> {
+    /// Records how the run ended. `outcome` is a `RunOutcome`, or its stored text (`"failed"`),
+    /// which is refused unless it is one.
+    pub async fn finish_run<O>(&self, run_id: &str, outcome: O, detail: &str) -> StoreResult<()>
+    where
+        O: TryInto<RunOutcome>,
+        StoreError: From<O::Error>,
+    {
+        let outcome: RunOutcome = outcome.try_into()?;
         sqlx::query("UPDATE runs SET finished_at_ms = $1, outcome = $2, detail = $3 WHERE id = $4")
             .bind(now_ms())
-            .bind(outcome.to_owned())
+            .bind(outcome.as_str())
             .bind(detail.to_owned())
             .bind(run_id.to_owned())
             .execute(&self.pool)

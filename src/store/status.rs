@@ -9,6 +9,7 @@ use sqlx::Row;
 use super::resend::ResendStatus;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::reasons::RejectReason;
+use crate::domain::status::{FireStatus, OutboxKind, RunOutcome};
 use crate::ingest::master::InputFile;
 
 /// How many recent runs `status` shows.
@@ -54,7 +55,7 @@ pub struct RunStatus {
     pub period: Option<String>,
     pub started_at: String,
     pub duration_ms: Option<i64>,
-    pub outcome: String,
+    pub outcome: RunOutcome,
     pub detail: Option<String>,
     pub inputs: Vec<InputStatus>,
     /// How many warnings the run recorded (listed for the latest run in `warnings`).
@@ -109,8 +110,8 @@ pub struct JobStatus {
     pub next_fire: Option<String>,
     /// Fires recorded in the store.
     pub fires: i64,
-    /// The latest recorded fire's outcome: `running`, `succeeded`, `failed` or `skipped`.
-    pub last_outcome: Option<String>,
+    /// The latest recorded fire's outcome.
+    pub last_outcome: Option<FireStatus>,
     /// What that fire's command reported: its error when failed, why it was skipped.
     pub last_detail: Option<String>,
     /// The job file read here; null when only the store knows the job.
@@ -139,7 +140,7 @@ pub struct MissingPartnerStatus {
 #[derive(Debug, Serialize)]
 pub struct FailedMessage {
     pub id: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub partner_id: String,
     pub recipient: String,
     pub reason: String,
@@ -244,6 +245,7 @@ impl Store {
             let id: String = row.try_get(0)?;
             let started: i64 = row.try_get(3)?;
             let finished: Option<i64> = row.try_get(4)?;
+            let outcome: String = row.try_get(5)?;
             let inputs = sqlx::query("SELECT file, sha256 FROM run_inputs WHERE run_id = $1 ORDER BY file")
                 .bind(id.clone())
                 .fetch_all(pool)
@@ -262,7 +264,8 @@ impl Store {
                 period: row.try_get(2)?,
                 started_at: rfc3339(started),
                 duration_ms: finished.map(|f| f - started),
-                outcome: row.try_get(5)?,
+                outcome: RunOutcome::parse(&outcome)
+                    .ok_or_else(|| StoreError::Corrupt(format!("run outcome `{outcome}`")))?,
                 detail: row.try_get::<Option<String>, _>(6)?.filter(|d| !d.is_empty()),
                 inputs,
                 warnings,
