@@ -178,11 +178,16 @@ impl Store {
         Ok(store)
     }
 
-    async fn migrate(&self) -> StoreResult<()> {
-        let migrator = match self.backend {
+    /// The schema migrations of `backend`, in version order, as `connect` applies them.
+    pub fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+        match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
-        };
+        }
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        let migrator = Self::migrator(self.backend);
         // Two processes migrating a fresh SQLite file at once: the loser retries once the
         // winner's schema is in place.
         match migrator.run(&self.pool).await {
