@@ -1,7 +1,7 @@
 //! The store: runs, ingested files, revenue segments, rejections, closes, statements,
 //! balances, the outbox and leases. One `Store` over sqlx's `Any` driver, with SQLite (the
-//! embedded default) and PostgreSQL backends, each with its own migrations. Every state change
-//! of a run is one transaction. Money is TEXT decimal, never a float.
+//! embedded default) and PostgreSQL backends and their migrations (`migrations.rs`). Every
+//! state change of a run is one transaction. Money is TEXT decimal, never a float.
 //!
 //! This file holds the `Store` itself: connecting, the pool, migrations, errors and the
 //! helpers its parts share. Each part of the state has its own module (`runs`, `revenue`,
@@ -13,6 +13,7 @@ mod connect;
 mod insert;
 mod jobs;
 mod lease;
+mod migrations;
 mod outbox;
 mod redact;
 mod resend;
@@ -180,10 +181,7 @@ impl Store {
 
     /// The schema migrations of `backend`, in version order, as `connect` applies them.
     pub fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
-        }
+        migrations::migrator(backend)
     }
 
     async fn migrate(&self) -> StoreResult<()> {
