@@ -238,26 +238,6 @@ impl Store {
         Ok(())
     }
 
-    /// Failed messages with their reasons, for `status`.
-    pub async fn failed_messages(
-        &self,
-    ) -> StoreResult<Vec<(i64, OutboxKind, String, String, String)>> {
-        let rows = sqlx::query("SELECT id, kind, partner_id, recipient, last_error FROM outbox WHERE status = 'failed' ORDER BY id")
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0)?,
-                    stored_kind(r.try_get(1)?)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
-                ))
-            })
-            .collect()
-    }
-
     /// A closed period's statement, as recorded by the close.
     pub async fn statement(
         &self,
@@ -378,37 +358,6 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-
-    /// Per wave: partners notified, reminders sent, partners completed.
-    pub async fn wave_summary(&self) -> StoreResult<Vec<(String, i64, i64, i64)>> {
-        let rows = sqlx::query(
-            "SELECT wave, CAST(SUM(CASE WHEN last_notified_on IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT), \
-             CAST(SUM(reminders) AS BIGINT), CAST(SUM(CASE WHEN completed_on IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
-             FROM migration_progress GROUP BY wave ORDER BY wave",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-            .collect()
-    }
-}
-
-impl Store {
-    /// The period of the latest successful `run` or `close`.
-    pub async fn latest_run_period(&self) -> StoreResult<Option<crate::domain::period::Period>> {
-        let row = sqlx::query(
-            "SELECT period FROM runs WHERE command IN ('run', 'close') AND outcome = 'succeeded' AND period IS NOT NULL \
-             ORDER BY started_at_ms DESC, id LIMIT 1",
-        )
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let text: String = row.try_get(0)?;
-        Ok(Some(text.parse().map_err(
-            |e: crate::domain::period::PeriodError| StoreError::Corrupt(e.to_string()),
-        )?))
     }
 }
 

@@ -2,8 +2,10 @@
 //! found (SPEC §6). Each call is one statement or one transaction; nothing here decides what a
 //! run does, and nothing here reads inputs or renders anything.
 
+use sqlx::Row;
+
 use super::insert::InsertInto;
-use super::{Store, StoreError, StoreResult, now_ms};
+use super::{Store, StoreError, StoreResult, now_ms, parse_period_opt};
 use crate::domain::period::Period;
 use crate::domain::status::RunOutcome;
 use crate::ingest::master::InputFile;
@@ -86,5 +88,16 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The period of the latest successful `run` or `close`.
+    pub async fn latest_run_period(&self) -> StoreResult<Option<Period>> {
+        let row = sqlx::query(
+            "SELECT period FROM runs WHERE command IN ('run', 'close') AND outcome = 'succeeded' AND period IS NOT NULL \
+             ORDER BY started_at_ms DESC, id LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        parse_period_opt(row.map(|r| r.try_get(0)).transpose()?)
     }
 }

@@ -320,29 +320,8 @@ impl Store {
                 detail: row.try_get(1)?,
             });
         }
-        let failed_messages = self
-            .failed_messages()
-            .await?
-            .into_iter()
-            .map(|(id, kind, partner_id, recipient, reason)| FailedMessage {
-                id,
-                kind,
-                partner_id,
-                recipient,
-                reason,
-            })
-            .collect();
-        let waves = self
-            .wave_summary()
-            .await?
-            .into_iter()
-            .map(|(name, notified, reminders, completed)| WaveStatus {
-                name,
-                notified,
-                reminders,
-                completed,
-            })
-            .collect();
+        let failed_messages = self.failed_messages().await?;
+        let waves = self.wave_summary().await?;
         Ok(StatusReport {
             periods: periods.into_values().collect(),
             runs,
@@ -356,6 +335,49 @@ impl Store {
             job_errors: Vec::new(),
             resends: self.recent_resends().await?,
         })
+    }
+}
+
+impl Store {
+    /// Failed messages with their reasons, for `status`.
+    pub async fn failed_messages(&self) -> StoreResult<Vec<FailedMessage>> {
+        let rows = sqlx::query("SELECT id, kind, partner_id, recipient, last_error FROM outbox WHERE status = 'failed' ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get(1)?;
+                Ok(FailedMessage {
+                    id: r.try_get(0)?,
+                    kind: OutboxKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("outbox kind `{kind}`")))?,
+                    partner_id: r.try_get(2)?,
+                    recipient: r.try_get(3)?,
+                    reason: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    /// Per wave: partners notified, reminders sent, partners completed.
+    pub async fn wave_summary(&self) -> StoreResult<Vec<WaveStatus>> {
+        let rows = sqlx::query(
+            "SELECT wave, CAST(SUM(CASE WHEN last_notified_on IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT), \
+             CAST(SUM(reminders) AS BIGINT), CAST(SUM(CASE WHEN completed_on IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
+             FROM migration_progress GROUP BY wave ORDER BY wave",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WaveStatus {
+                    name: r.try_get(0)?,
+                    notified: r.try_get(1)?,
+                    reminders: r.try_get(2)?,
+                    completed: r.try_get(3)?,
+                })
+            })
+            .collect()
     }
 }
 
