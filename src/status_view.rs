@@ -186,3 +186,168 @@ fn shows_detail(outcome: FireStatus) -> bool {
         FireStatus::Running | FireStatus::Succeeded => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::status::{OutboxKind, RunOutcome};
+    use crate::store::{
+        CurrencyTotals, FailedMessage, InputStatus, JobFileErrorStatus, JobStatus,
+        MissingPartnerStatus, PeriodStatus, ResendStatus, RunStatus, WarningStatus, WaveStatus,
+    };
+
+    fn job(name: &str, outcome: Option<FireStatus>, file: Option<&str>) -> JobStatus {
+        JobStatus {
+            name: name.into(),
+            command: Some("close".into()),
+            enabled: Some(true),
+            last_fire: Some("2026-11-01T02:00:00Z".into()),
+            next_fire: Some("2026-12-01T02:00:00Z".into()),
+            fires: 3,
+            last_outcome: outcome,
+            last_detail: Some("why it ended so".into()),
+            file: file.map(str::to_owned),
+        }
+    }
+
+    /// Every section, so that a change to any line of the text shows here.
+    #[test]
+    fn every_section_renders_as_the_terminal_shows_it() {
+        let report = StatusReport {
+            periods: vec![
+                PeriodStatus {
+                    period: "2026-10".into(),
+                    state: "closed".into(),
+                    closed_at: Some("2026-11-02T09:00:00Z".into()),
+                    revenue_lines: 1234,
+                    totals: vec![CurrencyTotals {
+                        currency: "EUR".into(),
+                        partners: 2,
+                        payable: "10.00".into(),
+                        held: "1.00".into(),
+                        carried: "0.50".into(),
+                    }],
+                },
+                PeriodStatus {
+                    period: "2026-11".into(),
+                    state: "open".into(),
+                    closed_at: None,
+                    revenue_lines: 7,
+                    totals: vec![],
+                },
+            ],
+            runs: vec![
+                RunStatus {
+                    id: "run-2".into(),
+                    command: "close".into(),
+                    period: Some("2026-10".into()),
+                    started_at: "2026-11-02T09:00:00Z".into(),
+                    duration_ms: Some(1530),
+                    outcome: RunOutcome::Failed,
+                    detail: Some("closing period 2026-10: no".into()),
+                    inputs: vec![InputStatus {
+                        file: "revenue/a.csv".into(),
+                        sha256: "0123456789abcdef0123".into(),
+                    }],
+                    warnings: 1,
+                },
+                RunStatus {
+                    id: "run-1".into(),
+                    command: "run".into(),
+                    period: None,
+                    started_at: "2026-11-01T09:00:00Z".into(),
+                    duration_ms: None,
+                    outcome: RunOutcome::Running,
+                    detail: None,
+                    inputs: vec![],
+                    warnings: 0,
+                },
+            ],
+            warnings: vec![WarningStatus {
+                run_id: "run-2".into(),
+                file: "users.csv".into(),
+                line: Some(4),
+                message: "partner P9 is not in partners.csv".into(),
+            }],
+            exceptions: BTreeMap::from([("BAD_AMOUNT".to_owned(), 2)]),
+            partners_missing: vec![MissingPartnerStatus {
+                partner_id: "P9".into(),
+                detail: "held 1.00 EUR".into(),
+            }],
+            outbox: BTreeMap::from([("failed".to_owned(), 1), ("sent".to_owned(), 4)]),
+            failed_messages: vec![FailedMessage {
+                id: 5,
+                kind: OutboxKind::Statement,
+                partner_id: "P1".into(),
+                recipient: "a@example.com".into(),
+                reason: "550 no such user".into(),
+            }],
+            waves: vec![WaveStatus {
+                name: "wave-1".into(),
+                notified: 10,
+                reminders: 3,
+                completed: 2,
+            }],
+            jobs: vec![
+                job(
+                    "nightly",
+                    Some(FireStatus::Skipped),
+                    Some("jobs/nightly.toml"),
+                ),
+                job("monthly", Some(FireStatus::Succeeded), None),
+                job("never", None, Some("jobs/never.toml")),
+            ],
+            job_errors: vec![JobFileErrorStatus {
+                file: "/j/bad.toml".into(),
+                field: "schedule".into(),
+                reason: "not a cron expression".into(),
+                host: Some("h1".into()),
+                recorded_at: Some("2026-11-01T00:00:00Z".into()),
+            }],
+            resends: vec![ResendStatus {
+                period: "2026-10".into(),
+                partner_id: "P1".into(),
+                requested_by: "ops".into(),
+                requested_at: "2026-11-03T10:00:00Z".into(),
+                queued: 1,
+                already_had: 0,
+                recipients: vec!["b@example.com".into()],
+            }],
+        };
+        let expected = "\
+PERIODS
+  2026-10  closed        1234 lines  EUR 2 partners payable 10.00 held 1.00 carried 0.50
+  2026-11  open             7 lines  
+RUNS (latest first)
+  2026-11-02T09:00:00Z  close  2026-10  failed        1.5s  1 input file(s), 1 warning(s)  closing period 2026-10: no
+      0123456789abcdef  revenue/a.csv
+  2026-11-01T09:00:00Z  run    -        running          -  0 input file(s)
+WARNINGS (latest run run-2)
+  users.csv: line 4: partner P9 is not in partners.csv
+OPEN EXCEPTIONS
+  BAD_AMOUNT           2
+PARTNERS MISSING FROM partners.csv (money kept in the store)
+  P9           held 1.00 EUR
+OUTBOX
+  queued   0
+  sending  0
+  sent     4
+  failed   1
+  failed #5 statement P1 to a@example.com: 550 no such user
+RESENDS (latest first)
+  2026-11-03T10:00:00Z  2026-10 partner P1 by ops: 1 queued (b@example.com), 0 already had it
+JOBS
+  nightly              close    last 2026-11-01T02:00:00Z   skipped   next 2026-12-01T02:00:00Z   fires 3
+      why it ended so
+  monthly              close    last 2026-11-01T02:00:00Z   succeeded next 2026-12-01T02:00:00Z   fires 3  (no job file here)
+  never                close    last 2026-11-01T02:00:00Z   -         next 2026-12-01T02:00:00Z   fires 3
+JOB FILES NOT LOADED
+  /j/bad.toml: schedule: not a cron expression  (serve on h1, 2026-11-01T00:00:00Z)
+MIGRATION WAVES
+  wave-1               notified     10  reminders      3  completed      2
+";
+        assert_eq!(render_status(&report), expected);
+    }
+}

@@ -36,7 +36,10 @@ pub use outbox::{ClaimedMessage, DeliveryOutcome, OutboxMessage, WaveProgress};
 pub use redact::{redact_url, url_scheme};
 pub use resend::{ResendOutcome, ResendRequest, ResendStatus};
 pub use revenue::{ExceptionRow, FileWriter, MISSING_PARTNER_SOURCE, StoredSegment};
-pub use status::{DraftRecord, JobFileErrorStatus, JobStatus, StatusReport};
+pub use status::{
+    CurrencyTotals, DraftRecord, FailedMessage, InputStatus, JobFileErrorStatus, JobStatus,
+    MissingPartnerStatus, PeriodStatus, RunStatus, StatusReport, WarningStatus, WaveStatus,
+};
 
 use crate::domain::period::Period;
 use crate::domain::status::UnknownStatus;
