@@ -349,5 +349,13 @@ MIGRATION WAVES
   wave-1               notified     10  reminders      3  completed      2
 ";
         assert_eq!(render_status(&report), expected);
+
+        // `--json` carries the statuses as their stored text, as before they were enums.
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["runs"][0]["outcome"], "failed");
+        assert_eq!(json["runs"][1]["outcome"], "running");
+        assert_eq!(json["jobs"][0]["last_outcome"], "skipped");
+        assert_eq!(json["jobs"][2]["last_outcome"], serde_json::Value::Null);
+        assert_eq!(json["failed_messages"][0]["kind"], "statement");
     }
 }
