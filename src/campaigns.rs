@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
+use crate::domain::status::OutboxKind;
 use crate::eligibility;
 use crate::ingest::MasterData;
 use crate::notify::templates::Language;
@@ -41,7 +42,7 @@ pub async fn invite(store: &Store, master: &MasterData) -> anyhow::Result<(Optio
         }
         let language = Language::for_country(&partner.country);
         messages.push(OutboxMessage {
-            kind: "invitation",
+            kind: OutboxKind::Invitation.as_str(),
             partner_id: partner.partner_id.clone(),
             scope: program.id.clone(),
             recipient: partner.admin_email.clone(),
@@ -96,7 +97,7 @@ pub async fn migrate(
             .for_type(partner.partner_type)
             .map_or("", |p| p.name.as_str());
         let message = OutboxMessage {
-            kind: "migration",
+            kind: OutboxKind::Migration.as_str(),
             partner_id: partner.partner_id.clone(),
             // One key per notice: the wave, then `wave#1`, `wave#2` for reminders.
             scope: if reminder == 0 {

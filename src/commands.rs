@@ -15,6 +15,7 @@ use crate::notify::delivery::{self, DeliveryConfig};
 use crate::run::{self as period_run, CloseResult, Paths, RunOutcome};
 use crate::scheduler::{self, JobCommand, JobRun, Runner};
 use crate::settings::Settings;
+use crate::status_view::render_status;
 use crate::store::{JobFileErrorStatus, JobStatus, Store};
 
 /// `payout preview`: the period's payouts from the input folder alone.
@@ -209,7 +210,7 @@ pub async fn execute(
             if json {
                 Ok(serde_json::to_string_pretty(&report)?)
             } else {
-                Ok(crate::store::render_status(&report))
+                Ok(render_status(&report))
             }
         }
     }

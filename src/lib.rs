@@ -16,4 +16,5 @@ pub mod resend;
 pub mod run;
 pub mod scheduler;
 pub mod settings;
+pub mod status_view;
 pub mod store;

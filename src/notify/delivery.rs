@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use super::Renderer;
 use super::statement::StatementDoc;
 use super::templates::{EmailBody, Language};
+use crate::domain::status::{OutboxKind, OutboxStatus};
 use crate::store::{ClaimedMessage, DeliveryOutcome, Store, now_ms, redact_url};
 
 /// Attempts per message before a temporary failure becomes permanent.
@@ -358,7 +359,7 @@ pub async fn send(
                     continue;
                 }
                 Some(_) => {
-                    summary.queued = store.count_outbox("queued").await?;
+                    summary.queued = store.count_outbox(OutboxStatus::Queued).await?;
                     return Ok(summary);
                 }
                 None => return Ok(summary),
@@ -415,7 +416,7 @@ pub async fn send(
             }
         }
         if let Some(reason) = unavailable {
-            let queued = store.count_outbox("queued").await?;
+            let queued = store.count_outbox(OutboxStatus::Queued).await?;
             anyhow::bail!(
                 "mail server unavailable ({reason}); {queued} message(s) remain queued, nothing lost"
             );
@@ -448,8 +449,8 @@ async fn compose(
     let to = mailbox(&message.recipient_name, &message.recipient).map_err(Permanent)?;
     let language = Language::from_code(message.context["language"].as_str().unwrap_or("en"));
     let mut attachment = None;
-    let body: EmailBody = match message.kind.as_str() {
-        "statement" => {
+    let body: EmailBody = match message.kind {
+        OutboxKind::Statement => {
             let record = store
                 .statement(&message.scope, &message.partner_id)
                 .await
@@ -476,14 +477,24 @@ async fn compose(
             });
             renderer
                 .templates
-                .render_email("statement", Language::from_code(&record.language), &context)
+                .render_email(
+                    OutboxKind::Statement.as_str(),
+                    Language::from_code(&record.language),
+                    &context,
+                )
                 .map_err(|e| Permanent(e.to_string()))?
         }
-        "invitation" | "migration" => renderer
+        OutboxKind::Invitation | OutboxKind::Migration => renderer
             .templates
-            .render_email(&message.kind, language, &message.context)
+            .render_email(message.kind.as_str(), language, &message.context)
             .map_err(|e| Permanent(e.to_string()))?,
-        other => return Err(Permanent(format!("unknown message kind `{other}`"))),
+        // No template: nothing queues it, and such a row fails for good as it always has.
+        OutboxKind::Reminder => {
+            return Err(Permanent(format!(
+                "unknown message kind `{}`",
+                message.kind
+            )));
+        }
     };
     let alternative = MultiPart::alternative()
         .singlepart(SinglePart::plain(body.text))

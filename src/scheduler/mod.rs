@@ -33,6 +33,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use jobs::{JobCommand, JobSpec, load_jobs};
 
 use crate::domain::period::Period;
+use crate::domain::status::FireStatus;
 use crate::store::{FireClaim, FireKey, Store};
 
 /// A running fire's lease; renewed every third of it.
@@ -196,8 +197,8 @@ impl Scheduler {
             tracing::info!(job = %task_run.job, scheduled_at = %task_run.scheduled_at, period = ?task_run.period, "job started");
             let outcome = runner(task_run.clone()).await;
             let (status, detail) = match &outcome {
-                Ok(message) => ("succeeded", message.clone()),
-                Err(e) => ("failed", format!("{e:#}")),
+                Ok(message) => (FireStatus::Succeeded, message.clone()),
+                Err(e) => (FireStatus::Failed, format!("{e:#}")),
             };
             match &outcome {
                 Ok(_) => tracing::info!(job = %task_run.job, %detail, "job succeeded"),

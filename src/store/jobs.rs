@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Store, StoreResult};
+use super::{Store, StoreError, StoreResult};
+use crate::domain::status::FireStatus;
 
 /// Milliseconds in the scheduled second a fire is keyed by.
 const MS_PER_SECOND: i64 = 1_000;
@@ -52,8 +53,8 @@ pub struct JobRecord {
     pub command: Option<String>,
     pub fires: i64,
     pub last_fire_ms: Option<i64>,
-    /// The latest fire's status (`running`, `succeeded`, `failed`, `skipped`) and detail.
-    pub last_status: Option<String>,
+    /// The latest fire's status and detail.
+    pub last_status: Option<FireStatus>,
     pub last_detail: Option<String>,
 }
 
@@ -214,7 +215,7 @@ impl Store {
         job: &str,
         fire: FireKey,
         instance: &str,
-        status: &str,
+        status: FireStatus,
         detail: &str,
         now_ms: i64,
     ) -> StoreResult<()> {
@@ -222,7 +223,7 @@ impl Store {
             "UPDATE job_fires SET status = $1, detail = $2, finished_at_ms = $3 \
              WHERE job = $4 AND scheduled_at_ms = $5 AND instance = $6 AND status = 'running'",
         )
-        .bind(status.to_owned())
+        .bind(status.as_str())
         .bind(detail.to_owned())
         .bind(now_ms)
         .bind(job.to_owned())
@@ -254,7 +255,11 @@ impl Store {
             let record = jobs.entry(row.try_get(0)?).or_default();
             record.fires = row.try_get(1)?;
             record.last_fire_ms = Some(row.try_get(2)?);
-            record.last_status = Some(row.try_get(3)?);
+            let status: String = row.try_get(3)?;
+            record.last_status = Some(
+                FireStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("fire status `{status}`")))?,
+            );
             record.last_detail = row
                 .try_get::<Option<String>, _>(4)?
                 .filter(|d| !d.is_empty());
@@ -315,7 +320,7 @@ impl Store {
             .collect()
     }
 
-    /// Every recorded fire of `job`: (scheduled time, status), in order.
+    /// Every recorded fire of `job`: (scheduled time, status as stored), in order.
     pub async fn job_fires(&self, job: &str) -> StoreResult<Vec<(i64, String)>> {
         let rows = sqlx::query(
             "SELECT scheduled_at_ms, status FROM job_fires WHERE job = $1 ORDER BY scheduled_at_ms",

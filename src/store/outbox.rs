@@ -5,15 +5,31 @@
 
 use sqlx::Row;
 
+use super::insert::InsertInto;
 use super::lease::{ProcessIdentity, holder_is_gone};
-use super::{Arg, OutboxMessage, Store, StoreError, StoreResult, now_ms};
+use super::{Store, StoreError, StoreResult, now_ms};
+use crate::domain::status::{OutboxKind, OutboxStatus};
 use crate::notify::statement::{StatementLineRecord, StatementRecord};
+
+/// An email to queue (delivered by `payout send`). Its key, (kind, partner, scope,
+/// recipient), is unique in the outbox: queueing it twice is a no-op.
+#[derive(Debug, Clone)]
+pub struct OutboxMessage {
+    /// An `OutboxKind`'s stored text (`OutboxKind::as_str`).
+    pub kind: &'static str,
+    pub partner_id: String,
+    pub scope: String,
+    pub recipient: String,
+    pub recipient_name: String,
+    /// What the template needs beyond the stored statement (partner name, wave, …).
+    pub context: serde_json::Value,
+}
 
 /// A claimed message, ready to compose and deliver.
 #[derive(Debug, Clone)]
 pub struct ClaimedMessage {
     pub id: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub partner_id: String,
     pub scope: String,
     pub recipient: String,
@@ -47,49 +63,46 @@ pub struct WaveProgress {
     pub completed_on: Option<String>,
 }
 
-const OUTBOX_COLUMNS: [&str; 9] = [
-    "kind",
-    "partner_id",
-    "scope",
-    "recipient",
-    "recipient_name",
-    "message_id",
-    "status",
-    "created_at_ms",
-    "context",
-];
+const OUTBOX: InsertInto = InsertInto {
+    table: "outbox",
+    columns: &[
+        "kind",
+        "partner_id",
+        "scope",
+        "recipient",
+        "recipient_name",
+        "message_id",
+        "status",
+        "created_at_ms",
+        "context",
+    ],
+    suffix: "ON CONFLICT (kind, partner_id, scope, recipient) DO NOTHING",
+};
 
 impl Store {
     pub(crate) async fn insert_outbox(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         messages: &[OutboxMessage],
     ) -> StoreResult<u64> {
+        // The kind is text until every caller passes an `OutboxKind`; only those are stored.
+        for message in messages {
+            OutboxKind::try_from(message.kind)?;
+        }
         let created = now_ms();
-        let rows = messages
-            .iter()
-            .map(|m| {
-                vec![
-                    Arg::Text(m.kind.to_owned()),
-                    Arg::Text(m.partner_id.clone()),
-                    Arg::Text(m.scope.clone()),
-                    Arg::Text(m.recipient.clone()),
-                    Arg::Text(m.recipient_name.clone()),
+        OUTBOX
+            .execute(tx, messages, |mut row, message| {
+                row.push_bind(message.kind.to_owned())
+                    .push_bind(message.partner_id.clone())
+                    .push_bind(message.scope.clone())
+                    .push_bind(message.recipient.clone())
+                    .push_bind(message.recipient_name.clone())
                     // Stable for the life of the row: a resend after a crash is the same message.
-                    Arg::Text(format!("<{}@payout.invalid>", uuid::Uuid::new_v4())),
-                    Arg::Text("queued".into()),
-                    Arg::Int(created),
-                    Arg::Text(m.context.to_string()),
-                ]
+                    .push_bind(format!("<{}@payout.invalid>", uuid::Uuid::new_v4()))
+                    .push_bind(OutboxStatus::Queued.as_str())
+                    .push_bind(created)
+                    .push_bind(message.context.to_string());
             })
-            .collect();
-        Self::insert_rows_with(
-            tx,
-            "outbox",
-            &OUTBOX_COLUMNS,
-            rows,
-            "ON CONFLICT (kind, partner_id, scope, recipient) DO NOTHING",
-        )
-        .await
+            .await
     }
 
     /// Queues messages in one transaction; returns how many were new.
@@ -156,7 +169,7 @@ impl Store {
                 let context: String = row.try_get(7)?;
                 Ok(ClaimedMessage {
                     id: row.try_get(0)?,
-                    kind: row.try_get(1)?,
+                    kind: stored_kind(row.try_get(1)?)?,
                     partner_id: row.try_get(2)?,
                     scope: row.try_get(3)?,
                     recipient: row.try_get(4)?,
@@ -223,24 +236,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Failed messages with their reasons, for `status`.
-    pub async fn failed_messages(&self) -> StoreResult<Vec<(i64, String, String, String, String)>> {
-        let rows = sqlx::query("SELECT id, kind, partner_id, recipient, last_error FROM outbox WHERE status = 'failed' ORDER BY id")
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
-                ))
-            })
-            .collect()
     }
 
     /// A closed period's statement, as recorded by the close.
@@ -364,45 +359,19 @@ impl Store {
         .await?;
         Ok(())
     }
-
-    /// Per wave: partners notified, reminders sent, partners completed.
-    pub async fn wave_summary(&self) -> StoreResult<Vec<(String, i64, i64, i64)>> {
-        let rows = sqlx::query(
-            "SELECT wave, CAST(SUM(CASE WHEN last_notified_on IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT), \
-             CAST(SUM(reminders) AS BIGINT), CAST(SUM(CASE WHEN completed_on IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
-             FROM migration_progress GROUP BY wave ORDER BY wave",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-            .collect()
-    }
 }
 
 impl Store {
-    /// The period of the latest successful `run` or `close`.
-    pub async fn latest_run_period(&self) -> StoreResult<Option<crate::domain::period::Period>> {
-        let row = sqlx::query(
-            "SELECT period FROM runs WHERE command IN ('run', 'close') AND outcome = 'succeeded' AND period IS NOT NULL \
-             ORDER BY started_at_ms DESC, id LIMIT 1",
-        )
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let text: String = row.try_get(0)?;
-        Ok(Some(text.parse().map_err(
-            |e: crate::domain::period::PeriodError| StoreError::Corrupt(e.to_string()),
-        )?))
-    }
-}
-
-impl Store {
-    pub async fn count_outbox(&self, status: &str) -> StoreResult<u64> {
+    pub async fn count_outbox(&self, status: OutboxStatus) -> StoreResult<u64> {
         let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE status = $1")
-            .bind(status.to_owned())
+            .bind(status.as_str())
             .fetch_one(self.pool())
             .await?;
         Ok(row.try_get::<i64, _>(0)? as u64)
     }
+}
+
+/// An outbox kind as read back; anything else is corrupt data.
+fn stored_kind(text: String) -> StoreResult<OutboxKind> {
+    OutboxKind::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("outbox kind `{text}`")))
 }

@@ -6,9 +6,10 @@
 use sqlx::Row;
 
 use super::{OutboxMessage, Store, StoreError, StoreResult, now_ms};
+use crate::domain::status::OutboxKind;
 
 /// The outbox kind of a statement email.
-const STATEMENT_KIND: &str = "statement";
+const STATEMENT_KIND: &str = OutboxKind::Statement.as_str();
 /// How many resends `status` lists.
 pub const RECENT_RESENDS: i64 = 20;
 

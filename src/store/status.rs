@@ -9,6 +9,7 @@ use sqlx::Row;
 use super::resend::ResendStatus;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::reasons::RejectReason;
+use crate::domain::status::{FireStatus, OutboxKind, RunOutcome};
 use crate::ingest::master::InputFile;
 
 /// How many recent runs `status` shows.
@@ -54,7 +55,7 @@ pub struct RunStatus {
     pub period: Option<String>,
     pub started_at: String,
     pub duration_ms: Option<i64>,
-    pub outcome: String,
+    pub outcome: RunOutcome,
     pub detail: Option<String>,
     pub inputs: Vec<InputStatus>,
     /// How many warnings the run recorded (listed for the latest run in `warnings`).
@@ -109,8 +110,8 @@ pub struct JobStatus {
     pub next_fire: Option<String>,
     /// Fires recorded in the store.
     pub fires: i64,
-    /// The latest recorded fire's outcome: `running`, `succeeded`, `failed` or `skipped`.
-    pub last_outcome: Option<String>,
+    /// The latest recorded fire's outcome.
+    pub last_outcome: Option<FireStatus>,
     /// What that fire's command reported: its error when failed, why it was skipped.
     pub last_detail: Option<String>,
     /// The job file read here; null when only the store knows the job.
@@ -139,7 +140,7 @@ pub struct MissingPartnerStatus {
 #[derive(Debug, Serialize)]
 pub struct FailedMessage {
     pub id: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub partner_id: String,
     pub recipient: String,
     pub reason: String,
@@ -244,6 +245,7 @@ impl Store {
             let id: String = row.try_get(0)?;
             let started: i64 = row.try_get(3)?;
             let finished: Option<i64> = row.try_get(4)?;
+            let outcome: String = row.try_get(5)?;
             let inputs = sqlx::query("SELECT file, sha256 FROM run_inputs WHERE run_id = $1 ORDER BY file")
                 .bind(id.clone())
                 .fetch_all(pool)
@@ -262,7 +264,8 @@ impl Store {
                 period: row.try_get(2)?,
                 started_at: rfc3339(started),
                 duration_ms: finished.map(|f| f - started),
-                outcome: row.try_get(5)?,
+                outcome: RunOutcome::parse(&outcome)
+                    .ok_or_else(|| StoreError::Corrupt(format!("run outcome `{outcome}`")))?,
                 detail: row.try_get::<Option<String>, _>(6)?.filter(|d| !d.is_empty()),
                 inputs,
                 warnings,
@@ -317,29 +320,8 @@ impl Store {
                 detail: row.try_get(1)?,
             });
         }
-        let failed_messages = self
-            .failed_messages()
-            .await?
-            .into_iter()
-            .map(|(id, kind, partner_id, recipient, reason)| FailedMessage {
-                id,
-                kind,
-                partner_id,
-                recipient,
-                reason,
-            })
-            .collect();
-        let waves = self
-            .wave_summary()
-            .await?
-            .into_iter()
-            .map(|(name, notified, reminders, completed)| WaveStatus {
-                name,
-                notified,
-                reminders,
-                completed,
-            })
-            .collect();
+        let failed_messages = self.failed_messages().await?;
+        let waves = self.wave_summary().await?;
         Ok(StatusReport {
             periods: periods.into_values().collect(),
             runs,
@@ -356,177 +338,46 @@ impl Store {
     }
 }
 
-/// The status report as plain tables for a terminal.
-pub fn render_status(report: &StatusReport) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "PERIODS");
-    if report.periods.is_empty() {
-        let _ = writeln!(out, "  (none)");
-    }
-    for p in &report.periods {
-        let totals: Vec<String> = p
-            .totals
-            .iter()
-            .map(|t| {
-                format!(
-                    "{} {} partners payable {} held {} carried {}",
-                    t.currency, t.partners, t.payable, t.held, t.carried
-                )
+impl Store {
+    /// Failed messages with their reasons, for `status`.
+    pub async fn failed_messages(&self) -> StoreResult<Vec<FailedMessage>> {
+        let rows = sqlx::query("SELECT id, kind, partner_id, recipient, last_error FROM outbox WHERE status = 'failed' ORDER BY id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.try_get(1)?;
+                Ok(FailedMessage {
+                    id: r.try_get(0)?,
+                    kind: OutboxKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("outbox kind `{kind}`")))?,
+                    partner_id: r.try_get(2)?,
+                    recipient: r.try_get(3)?,
+                    reason: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+                })
             })
-            .collect();
-        let _ = writeln!(
-            out,
-            "  {}  {:<6}  {:>10} lines  {}",
-            p.period,
-            p.state,
-            p.revenue_lines,
-            totals.join("; ")
-        );
+            .collect()
     }
-    let _ = writeln!(out, "RUNS (latest first)");
-    for r in &report.runs {
-        let duration = r.duration_ms.map_or_else(
-            || "-".to_owned(),
-            |ms| format!("{:.1}s", ms as f64 / 1000.0),
-        );
-        let _ = writeln!(
-            out,
-            "  {}  {:<6} {:<8} {:<10} {:>7}  {} input file(s){}{}",
-            r.started_at,
-            r.command,
-            r.period.as_deref().unwrap_or("-"),
-            r.outcome,
-            duration,
-            r.inputs.len(),
-            match r.warnings {
-                0 => String::new(),
-                n => format!(", {n} warning(s)"),
-            },
-            r.detail
-                .as_deref()
-                .map(|d| format!("  {d}"))
-                .unwrap_or_default()
-        );
-        for input in &r.inputs {
-            let _ = writeln!(
-                out,
-                "      {}  {}",
-                &input.sha256[..16.min(input.sha256.len())],
-                input.file
-            );
-        }
-    }
-    if let Some(first) = report.warnings.first() {
-        let _ = writeln!(out, "WARNINGS (latest run {})", first.run_id);
-        for w in &report.warnings {
-            let at = w.line.map(|l| format!(": line {l}")).unwrap_or_default();
-            let _ = writeln!(out, "  {}{at}: {}", w.file, w.message);
-        }
-    }
-    let _ = writeln!(out, "OPEN EXCEPTIONS");
-    if report.exceptions.is_empty() {
-        let _ = writeln!(out, "  (none)");
-    }
-    for (reason, count) in &report.exceptions {
-        let _ = writeln!(out, "  {reason:<20} {count}");
-    }
-    if !report.partners_missing.is_empty() {
-        let _ = writeln!(
-            out,
-            "PARTNERS MISSING FROM partners.csv (money kept in the store)"
-        );
-        for missing in &report.partners_missing {
-            let _ = writeln!(out, "  {:<12} {}", missing.partner_id, missing.detail);
-        }
-    }
-    let _ = writeln!(out, "OUTBOX");
-    for status in ["queued", "sending", "sent", "failed"] {
-        let count = report.outbox.get(status).copied().unwrap_or(0);
-        let _ = writeln!(out, "  {status:<8} {count}");
-    }
-    for failed in &report.failed_messages {
-        let _ = writeln!(
-            out,
-            "  failed #{} {} {} to {}: {}",
-            failed.id, failed.kind, failed.partner_id, failed.recipient, failed.reason
-        );
-    }
-    if !report.resends.is_empty() {
-        let _ = writeln!(out, "RESENDS (latest first)");
-        for resend in &report.resends {
-            let _ = writeln!(
-                out,
-                "  {}  {} partner {} by {}: {} queued{}, {} already had it",
-                resend.requested_at,
-                resend.period,
-                resend.partner_id,
-                resend.requested_by,
-                resend.queued,
-                if resend.recipients.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", resend.recipients.join(", "))
-                },
-                resend.already_had
-            );
-        }
-    }
-    render_jobs(&mut out, report);
-    if !report.waves.is_empty() {
-        let _ = writeln!(out, "MIGRATION WAVES");
-        for wave in &report.waves {
-            let _ = writeln!(
-                out,
-                "  {:<20} notified {:>6}  reminders {:>6}  completed {:>6}",
-                wave.name, wave.notified, wave.reminders, wave.completed
-            );
-        }
-    }
-    out
-}
 
-/// The JOBS and JOB FILES NOT LOADED sections of `render_status`.
-fn render_jobs(out: &mut String, report: &StatusReport) {
-    use std::fmt::Write;
-    if !report.jobs.is_empty() {
-        let _ = writeln!(out, "JOBS");
-        for job in &report.jobs {
-            let note = match (job.enabled, &job.file) {
-                (Some(false), _) => "  (disabled)",
-                (_, None) => "  (no job file here)",
-                _ => "",
-            };
-            let _ = writeln!(
-                out,
-                "  {:<20} {:<8} last {:<22} {:<9} next {:<22} fires {}{note}",
-                job.name,
-                job.command.as_deref().unwrap_or("-"),
-                job.last_fire.as_deref().unwrap_or("-"),
-                job.last_outcome.as_deref().unwrap_or("-"),
-                job.next_fire.as_deref().unwrap_or("-"),
-                job.fires,
-            );
-            if let (Some("failed" | "skipped"), Some(detail)) =
-                (job.last_outcome.as_deref(), &job.last_detail)
-            {
-                let _ = writeln!(out, "      {detail}");
-            }
-        }
-    }
-    if !report.job_errors.is_empty() {
-        let _ = writeln!(out, "JOB FILES NOT LOADED");
-        for error in &report.job_errors {
-            let seen = match (&error.host, &error.recorded_at) {
-                (Some(host), Some(at)) => format!("  (serve on {host}, {at})"),
-                _ => String::new(),
-            };
-            let _ = writeln!(
-                out,
-                "  {}: {}: {}{seen}",
-                error.file, error.field, error.reason
-            );
-        }
+    /// Per wave: partners notified, reminders sent, partners completed.
+    pub async fn wave_summary(&self) -> StoreResult<Vec<WaveStatus>> {
+        let rows = sqlx::query(
+            "SELECT wave, CAST(SUM(CASE WHEN last_notified_on IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT), \
+             CAST(SUM(reminders) AS BIGINT), CAST(SUM(CASE WHEN completed_on IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
+             FROM migration_progress GROUP BY wave ORDER BY wave",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WaveStatus {
+                    name: r.try_get(0)?,
+                    notified: r.try_get(1)?,
+                    reminders: r.try_get(2)?,
+                    completed: r.try_get(3)?,
+                })
+            })
+            .collect()
     }
 }
 
