@@ -87,6 +87,45 @@ fn url_password(url: &str) -> Option<String> {
 /// The one query parameter the PostgreSQL driver reads a password from.
 const PG_PASSWORD_PARAMETER: &str = "password";
 
+/// The query parameters sqlx's PostgreSQL driver reads (`PgConnectOptions::from_str`).
+const PG_QUERY_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// The keys of a URL's query, percent-decoded, whether or not the rest of it parses.
+fn query_keys(url: &str) -> Vec<String> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    let query = query.split('#').next().unwrap_or("");
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let key = pair.split('=').next().unwrap_or("");
+            url::form_urlencoded::parse(key.as_bytes())
+                .next()
+                .map_or_else(String::new, |(key, _)| key.into_owned())
+        })
+        .collect()
+}
+
 /// Connects once to the PostgreSQL server of `url` and closes the connection again.
 pub async fn probe_postgres(url: &str) -> Result<(), ConnectFailure> {
     // The driver ignores a parameter it does not know and logs it, value included: a
@@ -98,6 +137,26 @@ pub async fn probe_postgres(url: &str) -> Result<(), ConnectFailure> {
         return Err(ConnectFailure::InvalidUrl {
             reason: format!(
                 "query parameter `{key}` is not read by the PostgreSQL driver; give the password as `{PG_PASSWORD_PARAMETER}=` or in the user info"
+            ),
+        });
+    }
+    // Any other parameter the driver does not read is logged by it with its value: refused,
+    // named by its key only (a misspelt `pasword=` would otherwise print the password).
+    if let Some(key) = query_keys(url)
+        .into_iter()
+        .find(|key| !PG_QUERY_PARAMETERS.contains(&key.as_str()))
+    {
+        // Only the key's leading name is shown: `password%3Dsecret` decodes to one key.
+        let name: String = key
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .take(40)
+            .collect();
+        let cut = if name.len() < key.len() { "…" } else { "" };
+        return Err(ConnectFailure::InvalidUrl {
+            reason: format!(
+                "query parameter `{name}{cut}` is not read by the PostgreSQL driver (it reads {})",
+                PG_QUERY_PARAMETERS.join(", ")
             ),
         });
     }
@@ -235,6 +294,17 @@ pub async fn probe_sqlite(
     busy_timeout: Duration,
     pragmas: &str,
 ) -> Result<(), ConnectFailure> {
+    // `sqlite://user:secret@/path` would be read as a file path holding the secret.
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if after_scheme
+        .split('/')
+        .next()
+        .is_some_and(|authority| authority.contains('@'))
+    {
+        return Err(ConnectFailure::InvalidUrl {
+            reason: "an SQLite URL takes no user or password: sqlite://PATH".to_owned(),
+        });
+    }
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| ConnectFailure::InvalidUrl {
             reason: e.to_string(),
@@ -314,6 +384,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(text.contains("not an SQLite database"), "{text}");
+    }
+
+    #[test]
+    fn unknown_postgres_parameters_and_sqlite_user_info_are_refused_without_their_values() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for url in [
+            "postgres://user@127.0.0.1:1/db?pasword=SECRET1",
+            "postgres://user@127.0.0.1:1/db?sslmode=disable&token=SECRET1",
+            "postgres://user@127.0.0.1:1/db?password%3DSECRET1",
+            "postgres://user@127.0.0.1:1/db?secret=SECRET1#x",
+        ] {
+            let error = runtime
+                .block_on(probe_postgres(url))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("is not read by the PostgreSQL driver"),
+                "{url}: {error}"
+            );
+            assert!(!error.contains("SECRET1"), "{url}: {error}");
+        }
+        let error = runtime
+            .block_on(probe_sqlite(
+                "sqlite://user:SECRET2@/tmp/x.db",
+                Duration::from_secs(1),
+                "",
+            ))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !error.contains("SECRET2") && error.contains("no user or password"),
+            "{error}"
+        );
+        assert_eq!(
+            query_keys("postgres://h/db?sslmode=require&application_name=x"),
+            ["sslmode", "application_name"]
+        );
     }
 
     #[test]
