@@ -2,6 +2,7 @@
 //! statuses the store records.
 //! Nothing here touches the clock, the disk or the database.
 
+pub mod exception;
 pub mod money;
 pub mod partner;
 pub mod period;

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 
 use rust_decimal::Decimal;
 
+use crate::domain::exception::ExceptionRow;
 use crate::domain::money::{Currency, format_minor};
 use crate::domain::reasons::join_codes;
 use crate::earnings::PeriodComputation;
-use crate::store::ExceptionRow;
 
 /// Text cells starting with these are prefixed with `'` (spreadsheet formula injection, SPEC §5).
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];

@@ -12,13 +12,13 @@ use anyhow::Context;
 
 use super::ingest::{Begin, FileSink, IngestSummary, Ingested, Rejected, read_files};
 use super::load_master;
+use crate::domain::exception::ExceptionRow;
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
 use crate::earnings::{Detail, PeriodComputer};
 use crate::ingest::read::{FileIngest, Rejection, Step};
 use crate::ingest::{self as revenue, Batch, RecordIndex, RevenueFile, RowChecker};
 use crate::reports;
-use crate::store::ExceptionRow;
 
 /// `payout preview --period P --out DIR`: the period's payouts from the input folder alone, as
 /// if the store were empty (every file read afresh, no closed period, no balances). The same

@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 
 use super::insert::InsertInto;
 use super::{Store, StoreError, StoreResult, now_ms, parse_period_opt};
+pub use crate::domain::exception::ExceptionRow;
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
 use crate::ingest::read::{FileIngest, Rejection};
@@ -42,17 +43,6 @@ const REJECTIONS: InsertInto = InsertInto {
     ],
     suffix: "",
 };
-
-/// One open rejection, as `exceptions.csv` lists it (SPEC §7.1).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExceptionRow {
-    pub source_file: String,
-    pub line: Option<u64>,
-    pub record_id: String,
-    pub reason: String,
-    pub detail: String,
-    pub raw: String,
-}
 
 /// A stored segment selected for a period's computation.
 pub struct StoredSegment {
