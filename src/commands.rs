@@ -12,7 +12,7 @@ use crate::ingest::MasterData;
 use crate::ingest::warning::Warnings;
 use crate::notify::Renderer;
 use crate::notify::delivery::{self, DeliveryConfig};
-use crate::run::{self as period_run, CloseResult, Paths, RunOutcome};
+use crate::run::{self, CloseResult, Paths, RunOutcome};
 use crate::scheduler::{self, JobCommand, JobRun, Runner};
 use crate::settings::Settings;
 use crate::status_view::render_status;
@@ -20,7 +20,7 @@ use crate::store::{JobFileErrorStatus, JobStatus, Store};
 
 /// `payout preview`: the period's payouts from the input folder alone.
 pub fn preview(settings: &Settings, period: Period, out: &Path) -> anyhow::Result<String> {
-    let (computation, summary) = period_run::preview(&settings.data_dir, period, out)?;
+    let (computation, summary) = run::preview(&settings.data_dir, period, out)?;
     Ok(format!(
         "{period}: preview written to {}: {} payout row(s) from {} file(s) ({} rows: {} accepted, {} rejected, {} duplicates; {} file(s) rejected)",
         out.display(),
@@ -59,7 +59,7 @@ pub async fn execute(
     match command {
         Command::Preview { period, out } => preview(settings, period, &out),
         Command::Run { period } => {
-            let (outcome, ingest) = period_run::run(store, &paths, period).await?;
+            let (outcome, ingest) = run::run(store, &paths, period).await?;
             let ingested = format!(
                 "ingested {} file(s) ({} rows: {} accepted, {} rejected, {} duplicates; {} file(s) rejected, {} already ingested; {} retried row(s) resolved)",
                 ingest.files_ingested,
@@ -91,18 +91,14 @@ pub async fn execute(
         }
         Command::Close { period } => {
             let today = crate::run::guard::Today::now(settings.time_zone);
-            Ok(
-                match period_run::close(store, &paths, period, today).await? {
-                    CloseResult::Closed { statements, emails } => {
-                        format!(
-                            "{period} closed: {statements} statement(s), {emails} email(s) queued"
-                        )
-                    }
-                    CloseResult::AlreadyClosed => {
-                        format!("{period} is already closed; nothing changed")
-                    }
-                },
-            )
+            Ok(match run::close(store, &paths, period, today).await? {
+                CloseResult::Closed { statements, emails } => {
+                    format!("{period} closed: {statements} statement(s), {emails} email(s) queued")
+                }
+                CloseResult::AlreadyClosed => {
+                    format!("{period} is already closed; nothing changed")
+                }
+            })
         }
         Command::Send {
             connections,

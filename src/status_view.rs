@@ -61,7 +61,7 @@ pub fn render_status(report: &StatusReport) -> String {
             let _ = writeln!(
                 out,
                 "      {}  {}",
-                &input.sha256[..16.min(input.sha256.len())],
+                input.sha256.get(..16).unwrap_or(&input.sha256),
                 input.file
             );
         }

@@ -159,6 +159,10 @@ pub enum ComputeError {
     },
     #[error("revenue segment: a stored line has no amount (row {row}): the store is corrupt")]
     MissingAmount { row: usize },
+    /// Ingest stores every line with its lateness and a valid billing month; a line without
+    /// them would be skipped, and a close would seal it unpaid.
+    #[error("revenue segment: a stored line has {what} (row {row}): the store is corrupt")]
+    CorruptLine { row: usize, what: &'static str },
     #[error("revenue segment: {0}")]
     Segment(#[from] PolarsError),
 }

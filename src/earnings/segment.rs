@@ -263,8 +263,9 @@ impl<'m> PeriodComputer<'m> {
             let position = positions.as_mut().map(|p| p.next().flatten());
             // Ingest never stores a line without its amount: a null is corruption, not zero.
             let micro = micro.ok_or(ComputeError::MissingAmount { row })?;
-            let is_late = is_late.unwrap_or(false);
-            let month_text = month_text.unwrap_or("");
+            let corrupt = |what| ComputeError::CorruptLine { row, what };
+            let is_late = is_late.ok_or_else(|| corrupt("no lateness flag"))?;
+            let month_text = month_text.ok_or_else(|| corrupt("no billing month"))?;
             let booking = if is_late && late_unbooked {
                 Booking::Adjustment
             } else if !is_late && same_text(month_text, &self.period_text) {
@@ -275,13 +276,9 @@ impl<'m> PeriodComputer<'m> {
             };
             let month = match booking {
                 Booking::Earned => self.period,
-                Booking::Adjustment => match month_text.parse::<Period>() {
-                    Ok(month) => month,
-                    Err(_) => {
-                        mask.push(false);
-                        continue;
-                    }
-                },
+                Booking::Adjustment => month_text
+                    .parse::<Period>()
+                    .map_err(|_| corrupt("a billing month that is not YYYY-MM"))?,
             };
             let pid = pid.unwrap_or("");
             let found = match position {

@@ -279,3 +279,38 @@ proptest! {
         prop_assert_eq!(computed, expected);
     }
 }
+
+#[test]
+fn a_stored_line_without_a_readable_month_or_lateness_fails_instead_of_being_skipped() {
+    let master = &MASTER.0;
+    let period: Period = PERIOD.parse().expect("the test period");
+    let late = Line {
+        partner: 0,
+        category: 0,
+        currency: 0,
+        month: 1,
+        amount_micro: 1_000_000,
+    };
+    // A late line whose month cannot be read would be booked by the close and never paid.
+    let mut frame = segment(std::slice::from_ref(&late));
+    frame
+        .replace(
+            "billing_month",
+            Column::new("billing_month".into(), ["2026-9x"]),
+        )
+        .unwrap();
+    let mut computer = PeriodComputer::new(master, period, Detail::Statements).unwrap();
+    let error = computer.add_segment(&frame, true).unwrap_err().to_string();
+    assert!(
+        error.contains("not YYYY-MM") && error.contains("corrupt"),
+        "{error}"
+    );
+    // A null lateness flag is not "not late".
+    let mut frame = segment(std::slice::from_ref(&late));
+    frame
+        .replace("late", Column::new("late".into(), [None::<bool>]))
+        .unwrap();
+    let mut computer = PeriodComputer::new(master, period, Detail::Statements).unwrap();
+    let error = computer.add_segment(&frame, true).unwrap_err().to_string();
+    assert!(error.contains("no lateness flag"), "{error}");
+}

@@ -18,7 +18,7 @@ use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
 use crate::ingest::read::{FileIngest, Step};
 use crate::ingest::warning::Warnings;
-use crate::ingest::{self as revenue, FileReader, RecordIndex, RevenueFile, RowChecker};
+use crate::ingest::{self, FileReader, RecordIndex, RevenueFile, RowChecker};
 use crate::progress;
 use crate::store::{FileWriter, Store, StoreResult};
 
@@ -166,7 +166,7 @@ pub async fn ingest(
     let mut summary = IngestSummary::default();
     let last_closed = store.last_closed().await?;
     let known = store.ingested_file_hashes().await?;
-    let (files, skipped) = revenue::list_revenue_files(data_dir)
+    let (files, skipped) = ingest::list_revenue_files(data_dir)
         .with_context(|| format!("listing {}/revenue", data_dir.display()))?;
     summary.warnings.extend(&master.warnings);
     summary.warnings.extend(&skipped);
@@ -190,7 +190,7 @@ pub async fn ingest(
     let mut checker = RowChecker::new(master, last_closed, index);
 
     if !pending.is_empty() {
-        let (segments, resolutions) = revenue::retry_rows(&pending, &mut checker)?;
+        let (segments, resolutions) = ingest::retry_rows(&pending, &mut checker)?;
         store
             .store_retry(run_id, segments, &resolutions)
             .await
@@ -198,7 +198,7 @@ pub async fn ingest(
         checker.index.commit();
         summary.retried_resolved = resolutions
             .iter()
-            .filter(|(_, r)| *r == revenue::RetryResolution::Resolved)
+            .filter(|(_, r)| *r == ingest::RetryResolution::Resolved)
             .count() as u64;
     }
 

@@ -17,7 +17,7 @@ use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
 use crate::earnings::{Detail, PeriodComputer};
 use crate::ingest::read::{FileIngest, Rejection, Step};
-use crate::ingest::{self as revenue, Batch, RecordIndex, RevenueFile, RowChecker};
+use crate::ingest::{self, Batch, RecordIndex, RevenueFile, RowChecker};
 use crate::reports;
 
 /// `payout preview --period P --out DIR`: the period's payouts from the input folder alone, as
@@ -30,7 +30,7 @@ pub fn preview(
     out: &Path,
 ) -> anyhow::Result<(usize, IngestSummary)> {
     let master = load_master(data_dir)?;
-    let (files, skipped) = revenue::list_revenue_files_unhashed(data_dir)
+    let (files, skipped) = ingest::list_revenue_files_unhashed(data_dir)
         .with_context(|| format!("listing {}/revenue", data_dir.display()))?;
     // Files rejected whole, with why. A file rejected after some of its lines were computed
     // starts the computation again without it: nothing of a rejected file may count.

@@ -35,7 +35,7 @@ pub use lease::Lease;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, OutboxMessage, WaveProgress};
 pub use redact::{redact_url, url_scheme};
 pub use resend::{ResendOutcome, ResendRequest, ResendStatus};
-pub use revenue::{ExceptionRow, FileWriter, MISSING_PARTNER_SOURCE, StoredSegment};
+pub use revenue::{FileWriter, MISSING_PARTNER_SOURCE, StoredSegment};
 pub use status::{
     CurrencyTotals, DraftRecord, FailedMessage, InputStatus, JobFileErrorStatus, JobStatus,
     MissingPartnerStatus, PeriodStatus, RunStatus, StatusReport, WarningStatus, WaveStatus,

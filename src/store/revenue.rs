@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 
 use super::insert::InsertInto;
 use super::{Store, StoreError, StoreResult, now_ms, parse_period_opt};
-pub use crate::domain::exception::ExceptionRow;
+use crate::domain::exception::ExceptionRow;
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
 use crate::ingest::read::{FileIngest, Rejection};
