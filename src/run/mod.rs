@@ -29,6 +29,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::domain::period::Period;
+use crate::domain::status;
 use crate::earnings;
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
@@ -77,11 +78,16 @@ async fn with_run<T>(
             let mut inputs = inputs_master.to_vec();
             inputs.extend(revenue_inputs.iter().cloned());
             store.record_inputs(&run_id, &inputs).await?;
-            store.finish_run(&run_id, "succeeded", "").await?;
+            store
+                .finish_run(&run_id, status::RunOutcome::Succeeded, "")
+                .await?;
         }
         Err(e) => {
             // The failure is what the operator needs; a failure to record it is only logged.
-            if let Err(record) = store.finish_run(&run_id, "failed", &format!("{e:#}")).await {
+            if let Err(record) = store
+                .finish_run(&run_id, status::RunOutcome::Failed, &format!("{e:#}"))
+                .await
+            {
                 tracing::error!(error = %record, "could not record the failed run");
             }
         }
@@ -100,7 +106,9 @@ async fn failed_before_start(
     let detail = format!("{failure:#}").replace('\n', " ");
     let recorded = async {
         let run_id = store.start_run(command, Some(period)).await?;
-        store.finish_run(&run_id, "failed", &detail).await
+        store
+            .finish_run(&run_id, status::RunOutcome::Failed, &detail)
+            .await
     };
     // The failure is what the operator needs; a failure to record it is only logged.
     if let Err(record) = recorded.await {

@@ -5,7 +5,7 @@
 use sqlx::Row;
 
 use super::insert::InsertInto;
-use super::{Store, StoreError, StoreResult, now_ms, parse_period_opt};
+use super::{Store, StoreResult, now_ms, parse_period_opt};
 use crate::domain::period::Period;
 use crate::domain::status::RunOutcome;
 use crate::ingest::master::InputFile;
@@ -72,14 +72,13 @@ impl Store {
         Ok(())
     }
 
-    /// Records how the run ended. `outcome` is a `RunOutcome`, or its stored text (`"failed"`),
-    /// which is refused unless it is one.
-    pub async fn finish_run<O>(&self, run_id: &str, outcome: O, detail: &str) -> StoreResult<()>
-    where
-        O: TryInto<RunOutcome>,
-        StoreError: From<O::Error>,
-    {
-        let outcome: RunOutcome = outcome.try_into()?;
+    /// Records how the run ended.
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        outcome: RunOutcome,
+        detail: &str,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE runs SET finished_at_ms = $1, outcome = $2, detail = $3 WHERE id = $4")
             .bind(now_ms())
             .bind(outcome.as_str())
