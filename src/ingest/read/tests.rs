@@ -8,20 +8,25 @@ use crate::ingest::MasterData;
 use crate::ingest::record_index::RecordIndex;
 use crate::ingest::rows;
 
+/// `text` written as `dir/name`, as the listing would find it in `revenue/`.
+fn revenue_file(dir: &Path, name: &str, text: &str) -> RevenueFile {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    RevenueFile {
+        source_file: format!("revenue/{name}"),
+        path,
+        sha256: String::new(),
+        plain: None,
+    }
+}
+
 /// Reads one revenue file against the fixtures' master data; returns (line, reason, raw)
 /// of each rejection and the number of accepted lines.
 fn read(name: &str, text: &str) -> (Vec<(Option<u64>, RejectReason, String)>, u64) {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let master = MasterData::load(&fixtures).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    let file = RevenueFile {
-        source_file: format!("revenue/{name}"),
-        path,
-        sha256: String::new(),
-        plain: None,
-    };
+    let file = revenue_file(dir.path(), name, text);
     let mut checker = RowChecker::new(&master, None, RecordIndex::default());
     let mut reader = FileReader::open(&file).unwrap();
     let mut rejections = Vec::new();
@@ -138,14 +143,7 @@ fn a_column_named_twice_rejects_the_file() {
             "record_id,partner_id,customer_id,product_category,billing_month,amount,currency,region,region\n\"R\",1,C,azure,2026-10,1,USD,x,y\n",
         ),
     ] {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        let file = RevenueFile {
-            source_file: format!("revenue/{name}"),
-            path,
-            sha256: String::new(),
-            plain: None,
-        };
+        let file = revenue_file(dir.path(), name, text);
         let error = FileReader::open(&file).err().expect(name);
         let error = error.to_string();
         assert!(error.contains("appears more than once"), "{name}: {error}");
@@ -230,14 +228,7 @@ fn rejections_are_handed_out_in_bounded_batches() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let master = MasterData::load(&fixtures).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.csv");
-    std::fs::write(&path, text).unwrap();
-    let file = RevenueFile {
-        source_file: "revenue/bad.csv".into(),
-        path,
-        sha256: String::new(),
-        plain: None,
-    };
+    let file = revenue_file(dir.path(), "bad.csv", &text);
     let mut checker = RowChecker::new(&master, None, RecordIndex::default());
     let mut reader = FileReader::open(&file).unwrap();
     let mut handed_out = 0;
