@@ -74,6 +74,11 @@ async fn unknown_program_keys_fail_the_run_naming_the_file_and_the_key() {
                 )),
                 "{key}: {stderr}"
             );
+            assert_eq!(
+                stderr.matches("unknown key").count(),
+                1,
+                "the cause is said once: {stderr}"
+            );
             assert_nothing_written(&env);
         }
     }

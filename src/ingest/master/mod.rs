@@ -59,8 +59,9 @@ pub enum MasterDataError {
         line: u64,
         problem: String,
     },
+    /// The cause is in the message, not also chained as a source (it would print twice).
     #[error("programs.toml: {0}")]
-    Programs(#[from] ProgramsError),
+    Programs(ProgramsError),
 }
 
 /// One input file and the SHA-256 of its content, as recorded by every run (SPEC §4).
@@ -96,6 +97,12 @@ pub struct MasterData {
     /// What the load read past without using: rows of partners not in `partners.csv`, missing
     /// optional files.
     pub warnings: Warnings,
+}
+
+impl From<ProgramsError> for MasterDataError {
+    fn from(error: ProgramsError) -> Self {
+        MasterDataError::Programs(error)
+    }
 }
 
 impl MasterData {
