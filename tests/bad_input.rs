@@ -164,3 +164,41 @@ async fn a_decimal_parquet_file_is_drafted_and_closed_on_both_backends() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_file_of_more_bad_rows_than_one_batch_keeps_every_rejection() {
+    // More than `REJECTION_BATCH` (10,000) rows, so they reach the store in several batches.
+    const BAD: usize = 10_437;
+    let mut text =
+        "record_id,partner_id,customer_id,product_category,billing_month,amount,currency\n"
+            .to_owned();
+    for n in 0..BAD {
+        text.push_str(&format!("B-{n},1000001,C-1,azure,2026-10,bad,USD\n"));
+    }
+    text.push_str("B-ok,1000001,C-1,azure,2026-10,1.00,USD\n");
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        env.write_data("revenue/2026-10-bad.csv", &text);
+        env.ok(&["run", "--period", "2026-10"]);
+        let rows = exceptions_of(&env, "revenue/2026-10-bad.csv");
+        assert_eq!(rows.len(), BAD, "{backend:?}: every rejection is kept");
+        assert!(rows.iter().all(|r| r.1 == "INVALID_AMOUNT"));
+        let preview = env.dir.path().join("preview");
+        env.ok(&[
+            "preview",
+            "--period",
+            "2026-10",
+            "--out",
+            preview.to_str().unwrap(),
+        ]);
+        let previewed = std::fs::read_to_string(preview.join("exceptions.csv")).unwrap();
+        assert_eq!(
+            previewed
+                .lines()
+                .filter(|l| l.starts_with("revenue/2026-10-bad.csv,"))
+                .count(),
+            BAD,
+            "{backend:?}: preview keeps them too"
+        );
+    }
+}
