@@ -3,9 +3,10 @@
 
 use chrono::NaiveDate;
 
+use crate::domain::master::MasterData;
 use crate::domain::partner::*;
+use crate::domain::program::Program;
 use crate::domain::reasons::{EligibilityReason, HoldReason};
-use crate::ingest::{MasterData, Program};
 
 /// Reasons the partner is not eligible on `as_of`; empty means eligible.
 pub fn ineligibility_reasons(

@@ -5,20 +5,8 @@
 
 use rust_decimal::Decimal;
 
+pub use crate::domain::balance::Balances;
 use crate::domain::reasons::PayoutStatus;
-
-/// A partner's balances in its payout currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Balances {
-    pub held: Decimal,
-    pub carried: Decimal,
-}
-
-impl Balances {
-    pub fn is_zero(&self) -> bool {
-        self.held.is_zero() && self.carried.is_zero()
-    }
-}
 
 /// The figures of one partner's period, as `payouts.csv` and the statement show them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,12 +2,18 @@
 //! statuses the store records.
 //! Nothing here touches the clock, the disk or the database.
 
+pub mod balance;
 pub mod exception;
+pub mod lookup;
+pub mod master;
 pub mod money;
 pub mod partner;
 pub mod period;
+pub mod program;
 pub mod reasons;
+pub mod statement;
 pub mod status;
+pub mod warning;
 
 pub use money::{Currency, Rate};
 pub use period::Period;

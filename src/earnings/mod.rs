@@ -14,13 +14,18 @@ mod settle;
 mod tests;
 
 pub use line::empty_lines;
+
+/// A batch's column of partner positions in `MasterData::partners` (`u32::MAX`: none), found
+/// by the row checks, so that computing the batch straight away need not look them up again.
+pub const PARTNER_POSITION: &str = "partner_position";
 pub use segment::{PeriodComputer, SegmentPart};
 
+pub use crate::domain::balance::StoredBalance;
+use crate::domain::master::MasterData;
 use crate::domain::money::{Currency, NoMinorUnits, Overflow};
 use crate::domain::period::Period;
 use crate::domain::reasons::{EligibilityReason, HoldReason};
-use crate::ingest::MasterData;
-use crate::ledger::{Balances, Settlement};
+use crate::ledger::Settlement;
 use polars::prelude::PolarsError;
 
 /// How a line enters the period: its own month, or late revenue of a closed month (SPEC §3).
@@ -37,13 +42,6 @@ impl Booking {
             Booking::Adjustment => "adjustment",
         }
     }
-}
-
-/// A partner's balances as the store holds them after the last closed period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoredBalance {
-    pub currency: Currency,
-    pub balances: Balances,
 }
 
 /// Lines of a statement, summarised by (booking, category, line currency, rate).

@@ -9,16 +9,17 @@ use rustc_hash::FxHashMap;
 
 use polars::prelude::*;
 
+use super::PARTNER_POSITION;
 use super::line::{ComputedColumns, LINE_SEGMENT_COLUMNS};
 use super::{Booking, ComputeError, Detail, FxGap, MissingLines, check_configuration};
 use crate::domain::Rate;
+use crate::domain::lookup::IdIndex;
+use crate::domain::master::MasterData;
 use crate::domain::money::{Currency, ExactSum, line_earning};
 use crate::domain::partner::Partner;
 use crate::domain::period::Period;
+use crate::domain::program::Program;
 use crate::eligibility;
-use crate::ingest::lookup::IdIndex;
-use crate::ingest::read::PARTNER_POSITION;
-use crate::ingest::{MasterData, Program};
 
 /// A statement line's key: partner, booking, category id, line-currency id, rate identity.
 /// Ids index `Interner` strings; the rate is identified by its address in the programs.

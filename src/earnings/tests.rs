@@ -11,8 +11,8 @@ use proptest::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::{Detail, PeriodComputation, PeriodComputer};
+use crate::domain::master::MasterData;
 use crate::domain::period::Period;
-use crate::ingest::MasterData;
 
 /// (partner id, payout currency, minor units, eligible).
 const PARTNERS: [(&str, &str, u32, bool); 5] = [

@@ -9,7 +9,6 @@
 pub mod file_rejection;
 pub mod files;
 pub mod lines;
-pub mod lookup;
 pub mod master;
 pub mod programs;
 pub mod read;
@@ -18,7 +17,9 @@ pub mod retry;
 pub mod rows;
 pub mod segment;
 pub mod validate;
-pub mod warning;
+
+/// Moved to `domain` (shared with the pure rules and the store); kept here under their old paths.
+pub use crate::domain::{lookup, warning};
 
 pub use file_rejection::FileRejection;
 pub use files::{RevenueFile, list_revenue_files, list_revenue_files_unhashed};

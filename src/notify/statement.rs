@@ -9,42 +9,8 @@ use super::templates::{Language, Templates};
 use crate::domain::money::{Currency, format_minor};
 use crate::domain::period::Period;
 use crate::domain::reasons::join_codes;
+pub use crate::domain::statement::{StatementLineRecord, StatementRecord};
 use crate::earnings::PartnerFigures;
-
-/// One summarised line of a statement, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StatementLineRecord {
-    pub booking: String,
-    pub product_category: String,
-    pub line_currency: String,
-    pub rate: Option<String>,
-    pub lines: i64,
-    pub revenue: String,
-    pub earning: String,
-}
-
-/// A statement as a close records it: figures already in minor units, as text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StatementRecord {
-    pub period: String,
-    pub partner_id: String,
-    pub partner_name: String,
-    pub program_id: String,
-    pub program_name: String,
-    pub currency: String,
-    pub language: String,
-    pub earned: String,
-    pub adjustments: String,
-    pub released: String,
-    pub carried_in: String,
-    pub payable: String,
-    pub carried: String,
-    pub held: String,
-    pub status: String,
-    /// `;`-joined, sorted.
-    pub hold_reasons: String,
-    pub lines: Vec<StatementLineRecord>,
-}
 
 impl StatementRecord {
     pub fn from_figures(

@@ -11,11 +11,10 @@ use super::insert::InsertInto;
 use super::{
     OutboxMessage, Store, StoreError, StoreResult, now_ms, parse_decimal, parse_period_opt,
 };
+use crate::domain::balance::{Balances, StoredBalance};
 use crate::domain::money::Currency;
 use crate::domain::period::Period;
-use crate::earnings::StoredBalance;
-use crate::ledger::Balances;
-use crate::notify::statement::StatementRecord;
+use crate::domain::statement::StatementRecord;
 
 const STATEMENTS: InsertInto = InsertInto {
     table: "statements",

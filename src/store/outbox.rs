@@ -8,8 +8,8 @@ use sqlx::Row;
 use super::insert::InsertInto;
 use super::lease::{ProcessIdentity, holder_is_gone};
 use super::{Store, StoreError, StoreResult, now_ms};
+use crate::domain::statement::{StatementLineRecord, StatementRecord};
 use crate::domain::status::{OutboxKind, OutboxStatus};
-use crate::notify::statement::{StatementLineRecord, StatementRecord};
 
 /// An email to queue (delivered by `payout send`). Its key, (kind, partner, scope,
 /// recipient), is unique in the outbox: queueing it twice is a no-op.

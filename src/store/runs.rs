@@ -6,10 +6,10 @@ use sqlx::Row;
 
 use super::insert::InsertInto;
 use super::{Store, StoreResult, now_ms, parse_period_opt};
+use crate::domain::master::InputFile;
 use crate::domain::period::Period;
 use crate::domain::status::RunOutcome;
-use crate::ingest::master::InputFile;
-use crate::ingest::warning::Warning;
+use crate::domain::warning::Warning;
 
 const RUN_INPUTS: InsertInto = InsertInto {
     table: "run_inputs",

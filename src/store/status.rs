@@ -8,9 +8,9 @@ use sqlx::Row;
 
 use super::resend::ResendStatus;
 use super::{Store, StoreError, StoreResult};
+use crate::domain::master::InputFile;
 use crate::domain::reasons::RejectReason;
 use crate::domain::status::{FireStatus, OutboxKind, RunOutcome};
-use crate::ingest::master::InputFile;
 
 /// How many recent runs `status` shows.
 const RECENT_RUNS: i64 = 10;

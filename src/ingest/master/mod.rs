@@ -7,14 +7,13 @@
 //! field, or an email address that cannot be sent to fails the load. Rows about partners that
 //! are not in `partners.csv` are warnings, not errors: they are listed with the run.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use super::lines::line_of_offset;
 use super::programs::{Programs, ProgramsError};
-use super::warning::Warnings;
+pub use crate::domain::master::{FxRates, InputFile, MasterData};
 use crate::domain::money::{Currency, Rate};
 use crate::domain::partner::*;
 use crate::domain::period::Period;
@@ -64,41 +63,6 @@ pub enum MasterDataError {
     Programs(ProgramsError),
 }
 
-/// One input file and the SHA-256 of its content, as recorded by every run (SPEC §4).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputFile {
-    pub name: String,
-    pub sha256: String,
-}
-
-/// FX rates by (billing month, from, to). Only direct rates are ever used (SPEC §7.15).
-#[derive(Debug, Clone, Default)]
-pub struct FxRates {
-    rates: HashMap<(Period, Currency, Currency), Rate>,
-}
-
-impl FxRates {
-    pub fn get(&self, month: Period, from: Currency, to: Currency) -> Option<&Rate> {
-        self.rates.get(&(month, from, to))
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct MasterData {
-    /// Sorted by `partner_id` as text, the order of every report.
-    pub partners: BTreeMap<String, Partner>,
-    pub agreements: HashMap<String, Vec<Agreement>>,
-    pub competencies: HashMap<String, Vec<Competency>>,
-    pub profiles: HashMap<String, Profile>,
-    pub users: HashMap<String, Vec<User>>,
-    pub fx: FxRates,
-    pub programs: Programs,
-    pub files: Vec<InputFile>,
-    /// What the load read past without using: rows of partners not in `partners.csv`, missing
-    /// optional files.
-    pub warnings: Warnings,
-}
-
 impl From<ProgramsError> for MasterDataError {
     fn from(error: ProgramsError) -> Self {
         MasterDataError::Programs(error)
@@ -106,10 +70,6 @@ impl From<ProgramsError> for MasterDataError {
 }
 
 impl MasterData {
-    pub fn profile(&self, partner_id: &str) -> Profile {
-        self.profiles.get(partner_id).copied().unwrap_or_default()
-    }
-
     /// Reads the snapshot in `data_dir`. `partners.csv` and `programs.toml` must exist; a
     /// missing agreements, competencies, profiles, users or FX file reads as empty.
     pub fn load(data_dir: &Path) -> Result<Self, MasterDataError> {

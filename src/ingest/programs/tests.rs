@@ -2,6 +2,7 @@
 //! program, key and line.
 
 use super::*;
+use crate::domain::money::Currency;
 
 const TOML: &str = r#"
 [[program]]

@@ -17,6 +17,7 @@ use super::rows::{MAX_DETAIL_BYTES, MAX_RAW_BYTES, RowProblem, Rows, bounded, co
 use super::segment::{self, REVENUE_COLUMNS, Segment, SegmentMeta};
 use super::validate::{Precheck, RowChecker, RowVerdict};
 use crate::domain::reasons::RejectReason;
+use crate::earnings::PARTNER_POSITION;
 
 mod parquet;
 mod plain;
@@ -165,10 +166,6 @@ impl Batch {
         segment::encode(self.frame.drop(PARTNER_POSITION)?, self.meta)
     }
 }
-
-/// A batch's column of partner positions in `MasterData::partners` (`u32::MAX`: none), found
-/// by the row checks, so that computing the batch straight away need not look them up again.
-pub const PARTNER_POSITION: &str = "partner_position";
 
 /// Where a file's rows come from.
 enum Source {
