@@ -11,6 +11,7 @@ pub mod partner;
 pub mod period;
 pub mod program;
 pub mod reasons;
+pub mod revenue;
 pub mod statement;
 pub mod status;
 pub mod warning;

@@ -8,26 +8,7 @@ use super::read::{CheckedPart, decide};
 use super::rows::Rows;
 use super::segment::{SEGMENT_ROWS, Segment};
 use super::validate::{RowChecker, RowVerdict};
-use crate::domain::reasons::RejectReason;
-
-/// A rejected row kept for retry (SPEC §2: `UNKNOWN_PARTNER`, `FX_RATE_MISSING`).
-#[derive(Debug, Clone)]
-pub struct PendingRow {
-    pub rejection_id: i64,
-    pub source_file: String,
-    pub line: u64,
-    pub fields: [String; 7],
-    pub reason: RejectReason,
-}
-
-/// What a retry decided for one pending row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RetryResolution {
-    /// Ingested now, or found to be an identical repeat: the rejection is closed.
-    Resolved,
-    /// Still rejected, possibly for another reason now.
-    StillRejected(RejectReason, String),
-}
+pub use crate::domain::revenue::{PendingRow, RetryResolution};
 
 /// Segments of the rows ingested now, and what became of each retried rejection (by id).
 pub type RetryOutcome = (Vec<Segment>, Vec<(i64, RetryResolution)>);

@@ -6,6 +6,7 @@ use std::io::Cursor;
 use polars::prelude::*;
 
 use crate::domain::period::Period;
+pub use crate::domain::revenue::Segment;
 
 /// Lines per segment of rows read one by one (quoted CSV, Parquet slices, retried rows): bounds
 /// the memory of one chunk (about 30 MB before compression). A plain CSV block (16 MiB of text)
@@ -24,17 +25,6 @@ pub const REVENUE_COLUMNS: [&str; 7] = [
     "amount",
     "currency",
 ];
-
-/// A finished segment, ready to store.
-#[derive(Debug, Clone)]
-pub struct Segment {
-    pub parquet: Vec<u8>,
-    pub keys: Vec<u8>,
-    /// Rows per (billing month, late).
-    pub months: Vec<(Period, bool, u64)>,
-    pub rows: u64,
-    pub late_rows: u64,
-}
 
 /// What a segment records besides its columns: record keys and rows per (month, late).
 #[derive(Debug, Default)]

@@ -180,8 +180,13 @@ pub async fn ingest(
         RecordIndex::default()
     } else {
         let started = std::time::Instant::now();
-        let index = store
-            .record_index()
+        let lines = store
+            .ingested_lines()
+            .await
+            .context("loading the record index")?;
+        let mut index = RecordIndex::with_capacity(lines as usize);
+        store
+            .for_each_record_keys(|blobs| index.extend_from_blobs(blobs))
             .await
             .context("loading the record index")?;
         tracing::debug!(keys = index.len(), took = ?started.elapsed(), "record index loaded");

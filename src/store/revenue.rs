@@ -13,10 +13,7 @@ use super::{Store, StoreError, StoreResult, now_ms, parse_period_opt};
 use crate::domain::exception::ExceptionRow;
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
-use crate::ingest::read::{FileIngest, Rejection};
-use crate::ingest::record_index::RecordIndex;
-use crate::ingest::retry::{PendingRow, RetryResolution};
-use crate::ingest::segment::Segment;
+use crate::domain::revenue::{FileIngest, PendingRow, Rejection, RetryResolution, Segment};
 
 /// The `source_file` of a `PARTNER_MISSING` exception: the file the partner is missing from.
 pub const MISSING_PARTNER_SOURCE: &str = "partners.csv";
@@ -60,15 +57,19 @@ impl Store {
             .collect()
     }
 
-    /// The keys of every ingested line, for duplicate checks.
-    pub async fn record_index(&self) -> StoreResult<RecordIndex> {
+    /// How many lines have ever been ingested (the size of the record index).
+    pub async fn ingested_lines(&self) -> StoreResult<u64> {
         let total: i64 =
             sqlx::query("SELECT CAST(COALESCE(SUM(rows), 0) AS BIGINT) FROM revenue_segments")
                 .fetch_one(&self.pool)
                 .await?
                 .try_get(0)?;
-        let mut index = RecordIndex::with_capacity(total as usize);
-        // A few segments' keys at a time, so memory holds the index, not also its blobs.
+        u64::try_from(total).map_err(|_| StoreError::Corrupt(format!("{total} ingested lines")))
+    }
+
+    /// Hands the record keys of every ingested line, for duplicate checks, to `each`, a few
+    /// segments' blobs at a time, so memory holds what `each` builds, not also the blobs.
+    pub async fn for_each_record_keys(&self, mut each: impl FnMut(&[Vec<u8>])) -> StoreResult<()> {
         let mut after = 0i64;
         loop {
             let rows = sqlx::query(
@@ -85,9 +86,9 @@ impl Store {
                 .iter()
                 .map(|row| row.try_get::<Vec<u8>, _>(1))
                 .collect::<Result<Vec<_>, _>>()?;
-            index.extend_from_blobs(&blobs);
+            each(&blobs);
         }
-        Ok(index)
+        Ok(())
     }
 
     /// Open rejections whose reason is retried (`RejectReason::is_retried`), in file order.

@@ -17,6 +17,7 @@ use super::rows::{MAX_DETAIL_BYTES, MAX_RAW_BYTES, RowProblem, Rows, bounded, co
 use super::segment::{self, REVENUE_COLUMNS, Segment, SegmentMeta};
 use super::validate::{Precheck, RowChecker, RowVerdict};
 use crate::domain::reasons::RejectReason;
+pub use crate::domain::revenue::{FileIngest, Rejection};
 use crate::earnings::PARTNER_POSITION;
 
 mod parquet;
@@ -26,30 +27,6 @@ mod quoted;
 use parquet::check_parquet;
 use plain::{PlainCsvBlocks, check_plain};
 use quoted::{open_quoted_csv, read_quoted};
-
-/// A rejected row (or, with `line: None`, a whole file): data, not an error (SPEC §2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub source_file: String,
-    pub line: Option<u64>,
-    pub record_id: String,
-    pub reason: RejectReason,
-    pub detail: String,
-    pub raw: String,
-    /// The seven fields, kept so that retried reasons can be checked again.
-    pub fields: Option<[String; 7]>,
-}
-
-#[derive(Debug, Default)]
-pub struct FileIngest {
-    /// Rejections not yet handed out by `FileReader::next_batch`.
-    pub rejections: Vec<Rejection>,
-    pub rows: u64,
-    pub accepted: u64,
-    /// Every rejected row of the file, handed out or not.
-    pub rejected: u64,
-    pub duplicates: u64,
-}
 
 /// Rejected rows held in memory at most before `FileReader::next_batch` hands them out to be
 /// stored: a file of bad rows costs bounded memory (plus one block's rows).

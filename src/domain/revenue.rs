@@ -1,0 +1,60 @@
+//! Revenue as the store keeps it, as data: rejected rows (SPEC §2), rows kept for retry and
+//! what a retry decided for them, a file's counts, and the encoded segments of accepted lines.
+//! `ingest` makes them; the store writes and reads them.
+
+use super::period::Period;
+use super::reasons::RejectReason;
+
+/// A rejected row (or, with `line: None`, a whole file): data, not an error (SPEC §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub source_file: String,
+    pub line: Option<u64>,
+    pub record_id: String,
+    pub reason: RejectReason,
+    pub detail: String,
+    pub raw: String,
+    /// The seven fields, kept so that retried reasons can be checked again.
+    pub fields: Option<[String; 7]>,
+}
+
+#[derive(Debug, Default)]
+pub struct FileIngest {
+    /// Rejections not yet handed out by `FileReader::next_batch`.
+    pub rejections: Vec<Rejection>,
+    pub rows: u64,
+    pub accepted: u64,
+    /// Every rejected row of the file, handed out or not.
+    pub rejected: u64,
+    pub duplicates: u64,
+}
+
+/// A rejected row kept for retry (SPEC §2: `UNKNOWN_PARTNER`, `FX_RATE_MISSING`).
+#[derive(Debug, Clone)]
+pub struct PendingRow {
+    pub rejection_id: i64,
+    pub source_file: String,
+    pub line: u64,
+    pub fields: [String; 7],
+    pub reason: RejectReason,
+}
+
+/// What a retry decided for one pending row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryResolution {
+    /// Ingested now, or found to be an identical repeat: the rejection is closed.
+    Resolved,
+    /// Still rejected, possibly for another reason now.
+    StillRejected(RejectReason, String),
+}
+
+/// A finished segment, ready to store.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub parquet: Vec<u8>,
+    pub keys: Vec<u8>,
+    /// Rows per (billing month, late).
+    pub months: Vec<(Period, bool, u64)>,
+    pub rows: u64,
+    pub late_rows: u64,
+}
