@@ -11,7 +11,7 @@ use crate::domain::period::{Period, parse_date};
 use crate::ingest::MasterData;
 use crate::ingest::warning::Warnings;
 use crate::notify::Renderer;
-use crate::notify::delivery::{self, DeliveryConfig};
+use crate::notify::delivery::DeliveryConfig;
 use crate::run::{self, CloseResult, Paths, RunOutcome};
 use crate::scheduler::{self, JobCommand, JobRun, Runner};
 use crate::settings::Settings;
@@ -113,7 +113,7 @@ pub async fn execute(
                 retry_base_ms,
                 max_retry_wait: Duration::from_secs(max_retry_wait_secs),
             };
-            let summary = delivery::send(store, Arc::new(Renderer::new()?), &config).await?;
+            let summary = crate::send::send(store, Arc::new(Renderer::new()?), &config).await?;
             if summary.failed > 0 {
                 anyhow::bail!(
                     "{} message(s) failed permanently (see `payout status`); sent {}, retried {}, still queued {}",

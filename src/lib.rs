@@ -15,6 +15,7 @@ pub mod reports;
 pub mod resend;
 pub mod run;
 pub mod scheduler;
+pub mod send;
 pub mod settings;
 pub mod status_view;
 pub mod store;

@@ -8,9 +8,9 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::domain::outbox::WaveProgress;
 use crate::domain::partner::Partner;
 use crate::domain::period::parse_date;
-use crate::store::WaveProgress;
 
 /// Reminders are never more frequent than this, whatever the file says.
 const MIN_REMINDER_EVERY_DAYS: u32 = 1;

@@ -15,7 +15,6 @@ mod jobs;
 mod lease;
 mod migrations;
 mod outbox;
-mod redact;
 mod resend;
 mod revenue;
 mod runs;
@@ -29,11 +28,11 @@ use sqlx::any::AnyPoolOptions;
 
 pub use close::{CloseOutcome, ClosePlan};
 
+pub use crate::domain::redact::{self, redact_url, url_scheme};
 pub use connect::{CONNECT_DEADLINE, ConnectFailure};
 pub use jobs::{FireClaim, FireKey, JobRecord, RecordedJobFileError};
 pub use lease::Lease;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, OutboxMessage, WaveProgress};
-pub use redact::{redact_url, url_scheme};
 pub use resend::{ResendOutcome, ResendRequest, ResendStatus};
 pub use revenue::{FileWriter, MISSING_PARTNER_SOURCE, StoredSegment};
 pub use status::{

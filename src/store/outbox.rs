@@ -8,6 +8,7 @@ use sqlx::Row;
 use super::insert::InsertInto;
 use super::lease::{ProcessIdentity, holder_is_gone};
 use super::{Store, StoreError, StoreResult, now_ms};
+pub use crate::domain::outbox::{ClaimedMessage, DeliveryOutcome, WaveProgress};
 use crate::domain::statement::{StatementLineRecord, StatementRecord};
 use crate::domain::status::{OutboxKind, OutboxStatus};
 
@@ -23,44 +24,6 @@ pub struct OutboxMessage {
     pub recipient_name: String,
     /// What the template needs beyond the stored statement (partner name, wave, …).
     pub context: serde_json::Value,
-}
-
-/// A claimed message, ready to compose and deliver.
-#[derive(Debug, Clone)]
-pub struct ClaimedMessage {
-    pub id: i64,
-    pub kind: OutboxKind,
-    pub partner_id: String,
-    pub scope: String,
-    pub recipient: String,
-    pub recipient_name: String,
-    pub message_id: String,
-    pub context: serde_json::Value,
-    pub attempts: i64,
-}
-
-/// How one delivery attempt ended, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeliveryOutcome {
-    Sent,
-    /// Temporary failure: try again at `next_attempt_at_ms`.
-    Retry {
-        next_attempt_at_ms: i64,
-        error: String,
-    },
-    /// Permanent failure, with the server's reply or the reason.
-    Failed(String),
-    /// Not attempted (server unreachable): back to the queue, no attempt counted.
-    Release,
-}
-
-/// A legacy-portal partner's progress through its migration wave.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WaveProgress {
-    pub wave: String,
-    pub reminders: i64,
-    pub last_notified_on: Option<String>,
-    pub completed_on: Option<String>,
 }
 
 const OUTBOX: InsertInto = InsertInto {
