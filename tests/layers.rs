@@ -223,3 +223,39 @@ fn the_import_parser_sees_grouped_and_inline_paths() {
     let found: Vec<String> = imports(text).into_iter().collect();
     assert_eq!(found, ["domain", "ingest", "ledger", "store"]);
 }
+
+/// Rounding lives in `domain/money.rs` alone (issue 12): no other source file calls a rounding
+/// function of `rust_decimal`. Test modules (`tests.rs`, the reference model of the property
+/// tests) and the test-data generator are left out.
+#[test]
+fn only_domain_money_rounds() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let rounding = ["round_dp", "RoundingStrategy", ".round()", "round_sf"];
+    let mut found = Vec::new();
+    for file in files {
+        let shown = file.strip_prefix(&src).unwrap().display().to_string();
+        if shown == "domain/money.rs" || shown.ends_with("tests.rs") || shown.starts_with("bin/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if rounding.iter().any(|call| code.contains(call)) {
+                found.push(format!("{shown}:{}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "rounding outside domain/money.rs:\n{}",
+        found.join("\n")
+    );
+    // The scan sees a call where there is one.
+    assert!(
+        std::fs::read_to_string(src.join("domain/money.rs"))
+            .unwrap()
+            .contains("round_dp")
+    );
+}

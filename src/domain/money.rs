@@ -236,6 +236,22 @@ pub fn format_minor(amount: Decimal, minor_units: u32) -> String {
     rounded.to_string()
 }
 
+/// Exact decimal text (a statement line's earning) rounded half-even to `minor_units` places,
+/// for display only: the period's payable is rounded once from the exact sum, never from
+/// these. Text that is not a decimal is shown as it is.
+pub fn display_rounded(exact: &str, minor_units: u32) -> String {
+    match exact.parse::<Decimal>() {
+        Ok(value) => format_minor(
+            value.round_dp_with_strategy(
+                minor_units,
+                rust_decimal::RoundingStrategy::MidpointNearestEven,
+            ),
+            minor_units,
+        ),
+        Err(_) => exact.to_owned(),
+    }
+}
+
 /// Writes an integer of 10^-`scale` units as exact decimal text with at least `min_places`
 /// decimals (trailing zeros beyond that trimmed).
 pub fn format_scaled(value: i128, scale: u32, min_places: u32) -> String {

@@ -2,11 +2,11 @@
 //! in HTML (a template file) and PDF. The same record renders the same bytes wherever it is
 //! rendered, so `close` and `send` show the partner identical statements.
 
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::templates::{Language, Templates};
-use crate::domain::money::{Currency, format_minor};
+use crate::domain::money::{Currency, display_rounded, format_minor};
 use crate::domain::period::Period;
 use crate::domain::reasons::join_codes;
 pub use crate::domain::statement::{StatementLineRecord, StatementRecord};
@@ -166,7 +166,7 @@ impl StatementDoc {
                 lines: line.lines,
                 revenue: display_money(&line.revenue, &line.line_currency),
                 rate_label: line.rate.clone().unwrap_or_else(|| label("no_rate")),
-                earning: group_thousands(&round_text(&line.earning, minor)),
+                earning: group_thousands(&display_rounded(&line.earning, minor)),
             })
             .collect();
         let money = |text: &str| display_money(text, currency);
@@ -197,17 +197,6 @@ impl StatementDoc {
                 })
                 .collect(),
         })
-    }
-}
-
-/// Exact decimal text rounded half-even to `minor` places for display.
-fn round_text(exact: &str, minor: u32) -> String {
-    match exact.parse::<Decimal>() {
-        Ok(value) => format_minor(
-            value.round_dp_with_strategy(minor, RoundingStrategy::MidpointNearestEven),
-            minor,
-        ),
-        Err(_) => exact.to_owned(),
     }
 }
 
