@@ -222,6 +222,8 @@ async fn load_and_compose(
     from: &Mailbox,
     message: &ClaimedMessage,
 ) -> Result<Message, ComposeError> {
+    // A bad recipient fails for good, whatever the store says (checked before loading).
+    mailbox(&message.recipient_name, &message.recipient).map_err(ComposeError::Permanent)?;
     let statement = match message.kind {
         OutboxKind::Statement => store
             .statement(&message.scope, &message.partner_id)

@@ -14,10 +14,6 @@ mod settle;
 mod tests;
 
 pub use line::empty_lines;
-
-/// A batch's column of partner positions in `MasterData::partners` (`u32::MAX`: none), found
-/// by the row checks, so that computing the batch straight away need not look them up again.
-pub const PARTNER_POSITION: &str = "partner_position";
 pub use segment::{PeriodComputer, SegmentPart};
 
 pub use crate::domain::balance::StoredBalance;
@@ -27,6 +23,10 @@ use crate::domain::period::Period;
 use crate::domain::reasons::{EligibilityReason, HoldReason};
 use crate::ledger::Settlement;
 use polars::prelude::PolarsError;
+
+/// A batch's column of partner positions in `MasterData::partners` (`u32::MAX`: none), found
+/// by the row checks, so that computing the batch straight away need not look them up again.
+pub const PARTNER_POSITION: &str = "partner_position";
 
 /// How a line enters the period: its own month, or late revenue of a closed month (SPEC §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -58,8 +58,9 @@ pub struct SendSummary {
 pub enum DeliveryError {
     #[error("{0}")]
     Config(String),
-    #[error("mail directory {dir}: {source}")]
-    MailDir { dir: String, source: std::io::Error },
+    /// The cause is in the message, not also chained as a source (it would print twice).
+    #[error("mail directory {dir}: {error}")]
+    MailDir { dir: String, error: std::io::Error },
 }
 
 /// Why a message could not be composed.
@@ -112,9 +113,9 @@ fn credentials() -> Option<Credentials> {
 
 pub fn transport(config: &DeliveryConfig) -> Result<Transport, DeliveryError> {
     let Some(url) = &config.smtp_url else {
-        std::fs::create_dir_all(&config.mail_dir).map_err(|source| DeliveryError::MailDir {
+        std::fs::create_dir_all(&config.mail_dir).map_err(|error| DeliveryError::MailDir {
             dir: config.mail_dir.display().to_string(),
-            source,
+            error,
         })?;
         return Ok(Transport::Files(config.mail_dir.clone()));
     };

@@ -18,7 +18,7 @@ use super::segment::{self, REVENUE_COLUMNS, Segment, SegmentMeta};
 use super::validate::{Precheck, RowChecker, RowVerdict};
 use crate::domain::reasons::RejectReason;
 pub use crate::domain::revenue::{FileIngest, Rejection};
-use crate::earnings::PARTNER_POSITION;
+pub use crate::earnings::PARTNER_POSITION;
 
 mod parquet;
 mod plain;
