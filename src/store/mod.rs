@@ -41,6 +41,7 @@ pub use status::{
 };
 
 use crate::domain::period::Period;
+use crate::domain::reasons::RejectReason;
 use crate::domain::status::UnknownStatus;
 
 /// How long SQLite waits for another writer before giving up.
@@ -99,6 +100,18 @@ fn sqlite_pragmas() -> String {
         "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
          PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
     )
+}
+
+/// The codes of the retried reasons (`RejectReason::is_retried`) as an SQL list,
+/// `'UNKNOWN_PARTNER', 'FX_RATE_MISSING'`, for `reason IN (…)`. The codes are the engine's
+/// own constants, never input.
+fn retried_reasons_sql() -> String {
+    RejectReason::ALL
+        .iter()
+        .filter(|r| r.is_retried())
+        .map(|r| format!("'{}'", r.code()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn now_ms() -> i64 {

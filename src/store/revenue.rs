@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::insert::InsertInto;
-use super::{Store, StoreError, StoreResult, now_ms, parse_period_opt};
+use super::{Store, StoreError, StoreResult, now_ms, parse_period_opt, retried_reasons_sql};
 use crate::domain::exception::ExceptionRow;
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
@@ -93,15 +93,10 @@ impl Store {
 
     /// Open rejections whose reason is retried (`RejectReason::is_retried`), in file order.
     pub async fn pending_retries(&self) -> StoreResult<Vec<PendingRow>> {
-        let retried: Vec<String> = RejectReason::ALL
-            .iter()
-            .filter(|r| r.is_retried())
-            .map(|r| format!("'{}'", r.code()))
-            .collect();
         let sql = format!(
             "SELECT id, source_file, line, fields, reason FROM rejections \
              WHERE status = 'open' AND reason IN ({}) ORDER BY source_file, line, id",
-            retried.join(", ")
+            retried_reasons_sql()
         );
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         rows.iter()

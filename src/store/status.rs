@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::resend::ResendStatus;
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, retried_reasons_sql};
 use crate::domain::master::InputFile;
 use crate::domain::reasons::RejectReason;
 use crate::domain::status::{FireStatus, OutboxKind, RunOutcome};
@@ -460,15 +460,10 @@ impl Store {
 
     /// Retried rows (`RejectReason::is_retried`) ingested by runs after `draft`.
     pub async fn retried_rows_since(&self, draft: &DraftRecord) -> StoreResult<u64> {
-        let retried: Vec<String> = RejectReason::ALL
-            .iter()
-            .filter(|r| r.is_retried())
-            .map(|r| format!("'{}'", r.code()))
-            .collect();
         let sql = format!(
             "SELECT COUNT(*) FROM rejections WHERE status = 'resolved' AND reason IN ({}) \
              AND resolved_run_id IN (SELECT id FROM runs WHERE started_at_ms >= $1 AND id <> $2)",
-            retried.join(", ")
+            retried_reasons_sql()
         );
         let row = sqlx::query(&sql)
             .bind(draft.started_at_ms)
