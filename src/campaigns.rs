@@ -63,9 +63,7 @@ pub async fn migrate(
     waves_file: &Path,
     today: NaiveDate,
 ) -> anyhow::Result<MigrateSummary> {
-    let waves = Waves::load(waves_file)
-        .map_err(|e| anyhow::anyhow!(e))
-        .context("reading migration waves")?;
+    let waves = Waves::load(waves_file).context("reading migration waves")?;
     let today_text = today.to_string();
     let mut summary = MigrateSummary::default();
     for partner in master.partners.values() {
