@@ -90,7 +90,7 @@ pub async fn execute(
             Ok(format!("{outcome_line}{}", warning_lines(&ingest.warnings)))
         }
         Command::Close { period } => {
-            let today = crate::run::guard::Today::now(settings.time_zone);
+            let today = crate::run::guard::Today::at(store.now(), settings.time_zone);
             Ok(match run::close(store, &paths, period, today).await? {
                 CloseResult::Closed { statements, emails } => {
                     format!("{period} closed: {statements} statement(s), {emails} email(s) queued")
@@ -165,7 +165,7 @@ pub async fn execute(
             let today = match today {
                 Some(text) => parse_date(&text)
                     .ok_or_else(|| anyhow::anyhow!("--today `{text}` is not YYYY-MM-DD"))?,
-                None => chrono::Utc::now().date_naive(),
+                None => store.now().date_naive(),
             };
             let summary = campaigns::migrate(store, &master, &waves, today).await?;
             Ok(format!(
@@ -302,7 +302,10 @@ async fn ensure_scheduled_close_was_reviewed(
     if store.close_id(period).await?.is_some() {
         return Ok(());
     }
-    crate::run::guard::ensure_ended(period, &crate::run::guard::Today::now(time_zone))?;
+    crate::run::guard::ensure_ended(
+        period,
+        &crate::run::guard::Today::at(store.now(), time_zone),
+    )?;
     if store.last_draft(&period.to_string()).await?.is_none() {
         anyhow::bail!(
             "{period} has no draft: a scheduled close needs a reviewed draft (`payout run --period {period}`) first"
@@ -326,7 +329,7 @@ pub async fn job_status(
         (Vec::new(), Vec::new())
     };
     let mut records = store.job_records().await?;
-    let now = chrono::Utc::now();
+    let now = store.now();
     let rfc3339 =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let stored_time = |ms: i64| {

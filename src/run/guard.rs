@@ -26,11 +26,6 @@ impl Today {
             time_zone,
         }
     }
-
-    /// The date now, by the system clock, in `time_zone`.
-    pub fn now(time_zone: Tz) -> Self {
-        Self::at(Utc::now(), time_zone)
-    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

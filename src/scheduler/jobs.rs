@@ -245,7 +245,7 @@ pub async fn record_load_errors(
         })
         .collect();
     store
-        .record_job_file_errors(&absolute(dir), &rows, chrono::Utc::now().timestamp_millis())
+        .record_job_file_errors(&absolute(dir), &rows, store.now_ms())
         .await
 }
 

@@ -132,6 +132,11 @@ impl Store {
         self
     }
 
+    /// Now, by the store's clock: the one time source of the commands that take a store.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Now, in milliseconds since the Unix epoch, by the store's clock.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
