@@ -22,6 +22,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The zone whose calendar date says whether a period has ended (`close`).
     pub time_zone: chrono_tz::Tz,
+    /// `close` needs `--approved-by` (issue 15). Default off, so SPEC §6's `close` works as is.
+    pub require_approval: bool,
 }
 
 /// Written with the URLs redacted, so that logging the settings cannot show a password.
@@ -36,6 +38,7 @@ impl std::fmt::Debug for Settings {
             .field("mail_from", &self.mail_from)
             .field("log_format", &self.log_format)
             .field("time_zone", &self.time_zone)
+            .field("require_approval", &self.require_approval)
             .finish()
     }
 }
@@ -52,6 +55,7 @@ struct FileSettings {
     mail_from: Option<String>,
     log_format: Option<LogFormat>,
     time_zone: Option<String>,
+    require_approval: Option<bool>,
 }
 
 impl Settings {
@@ -98,6 +102,10 @@ impl Settings {
                 })?,
                 (None, None) => chrono_tz::UTC,
             },
+            require_approval: cli
+                .require_approval
+                .or(file.require_approval)
+                .unwrap_or(false),
         })
     }
 }
@@ -176,6 +184,7 @@ mod tests {
             mail_from: DEFAULT_MAIL_FROM.into(),
             log_format: LogFormat::Human,
             time_zone: chrono_tz::UTC,
+            require_approval: false,
         };
         let text = format!("{settings:?}");
         assert!(!text.contains("S3cr") && !text.contains("M41l"), "{text}");

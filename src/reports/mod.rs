@@ -14,7 +14,13 @@ use rust_decimal::Decimal;
 use crate::domain::exception::ExceptionRow;
 use crate::domain::money::{Currency, format_minor};
 use crate::domain::reasons::join_codes;
-use crate::earnings::PeriodComputation;
+use crate::earnings::{PartnerFigures, PeriodComputation};
+
+pub mod changes;
+pub mod manifest;
+
+/// The change list of a report folder (issue 15).
+pub const CHANGES_FILE: &str = "changes.csv";
 
 /// Text cells starting with these are prefixed with `'` (spreadsheet formula injection, SPEC §5).
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
@@ -44,6 +50,48 @@ fn finish(writer: csv::Writer<BufWriter<File>>) -> io::Result<()> {
         .sync_all()
 }
 
+/// A partner's `payouts.csv` cells, as written (SPEC §5): `partner_id` first, then
+/// `changes::PAYOUT_CELL_COLUMNS`.
+pub fn payout_cells(row: &PartnerFigures, period: &str) -> Vec<String> {
+    let minor = row.minor_units();
+    let s = &row.settlement;
+    let money = |d: Decimal| format_minor(d, minor);
+    vec![
+        text_cell(&row.partner_id).into_owned(),
+        text_cell(&row.partner_name).into_owned(),
+        text_cell(&row.program_id).into_owned(),
+        period.to_owned(),
+        row.currency.code().to_owned(),
+        money(s.earned),
+        money(s.adjustments),
+        money(s.released),
+        money(s.carried_in),
+        money(s.payable),
+        money(s.after.carried),
+        money(s.after.held),
+        s.status.code().to_owned(),
+        join_codes(row.hold_reasons.iter().map(|r| r.code())),
+    ]
+}
+
+/// Writes `changes.csv` (`changes::CHANGES_HEADER`; header only when nothing changed).
+pub fn write_changes(dir: &Path, rows: &[changes::ChangeRow]) -> io::Result<()> {
+    let mut writer = csv_writer(&dir.join(CHANGES_FILE))?;
+    writer.write_record(changes::CHANGES_HEADER)?;
+    for row in rows {
+        // `before` and `after` are payouts.csv cells, already made safe as that file wrote them.
+        writer.write_record([
+            text_cell(&row.partner_id).as_ref(),
+            &row.partner_name,
+            row.column,
+            &row.before,
+            &row.after,
+            &text_cell(&row.cause),
+        ])?;
+    }
+    finish(writer)
+}
+
 /// Writes every report of `computation` into `dir`.
 pub fn write_period_reports(
     dir: &Path,
@@ -71,25 +119,7 @@ pub fn write_period_reports(
         "hold_reasons",
     ])?;
     for row in &computation.payouts {
-        let minor = row.minor_units();
-        let s = &row.settlement;
-        let money = |d: Decimal| format_minor(d, minor);
-        payouts.write_record([
-            text_cell(&row.partner_id).as_ref(),
-            &text_cell(&row.partner_name),
-            &text_cell(&row.program_id),
-            &period,
-            row.currency.code(),
-            &money(s.earned),
-            &money(s.adjustments),
-            &money(s.released),
-            &money(s.carried_in),
-            &money(s.payable),
-            &money(s.after.carried),
-            &money(s.after.held),
-            s.status.code(),
-            &join_codes(row.hold_reasons.iter().map(|r| r.code())),
-        ])?;
+        payouts.write_record(payout_cells(row, &period))?;
     }
     finish(payouts)?;
 
