@@ -56,9 +56,12 @@ pub struct Cli {
     /// IANA time zone whose date decides whether a period has ended (`close`). Default `UTC`.
     #[arg(long, env = "PAYOUT_TIME_ZONE", global = true)]
     pub time_zone: Option<String>,
-    /// Refuse `close` without `--approved-by` (true/false). Default false.
-    #[arg(long, env = "PAYOUT_REQUIRE_APPROVAL", global = true, num_args = 0..=1, default_missing_value = "true")]
+    /// Refuse `close` without `--approved-by` (`--require-approval[=true|false]`). Default false.
+    #[arg(long, env = "PAYOUT_REQUIRE_APPROVAL", global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub require_approval: Option<bool>,
+    /// Start every CSV report with a UTF-8 byte-order mark, for Excel (`--csv-bom[=true|false]`).
+    #[arg(long, env = "PAYOUT_CSV_BOM", global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub csv_bom: Option<bool>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -55,6 +55,7 @@ pub async fn execute(
     let paths = Paths {
         data_dir: settings.data_dir.clone(),
         reports_dir: settings.reports_dir.clone(),
+        csv_bom: settings.csv_bom,
     };
     match command {
         Command::Preview { period, out } => preview(settings, period, &out),

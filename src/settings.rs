@@ -24,6 +24,8 @@ pub struct Settings {
     pub time_zone: chrono_tz::Tz,
     /// `close` needs `--approved-by` (issue 15). Default off, so SPEC §6's `close` works as is.
     pub require_approval: bool,
+    /// Draft and final CSV reports start with a UTF-8 byte-order mark. Default off.
+    pub csv_bom: bool,
 }
 
 /// Written with the URLs redacted, so that logging the settings cannot show a password.
@@ -39,6 +41,7 @@ impl std::fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("time_zone", &self.time_zone)
             .field("require_approval", &self.require_approval)
+            .field("csv_bom", &self.csv_bom)
             .finish()
     }
 }
@@ -56,6 +59,7 @@ struct FileSettings {
     log_format: Option<LogFormat>,
     time_zone: Option<String>,
     require_approval: Option<bool>,
+    csv_bom: Option<bool>,
 }
 
 impl Settings {
@@ -106,6 +110,7 @@ impl Settings {
                 .require_approval
                 .or(file.require_approval)
                 .unwrap_or(false),
+            csv_bom: cli.csv_bom.or(file.csv_bom).unwrap_or(false),
         })
     }
 }
@@ -185,6 +190,7 @@ mod tests {
             log_format: LogFormat::Human,
             time_zone: chrono_tz::UTC,
             require_approval: false,
+            csv_bom: false,
         };
         let text = format!("{settings:?}");
         assert!(!text.contains("S3cr") && !text.contains("M41l"), "{text}");

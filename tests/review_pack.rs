@@ -304,3 +304,102 @@ async fn approving_needs_a_draft_and_a_name() {
         assert!(september["approval"].is_null());
     }
 }
+
+/// A workbook cell as its CSV text: numbers with the decimals the CSV shows, text as is.
+fn cell_text(cell: &calamine::Data, csv_text: &str) -> String {
+    use calamine::Data;
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(text) => text.clone(),
+        Data::Float(value) => {
+            let places = csv_text.split_once('.').map_or(0, |(_, d)| d.len());
+            format!("{value:.places$}")
+        }
+        Data::Int(value) => value.to_string(),
+        other => panic!("unexpected cell {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_workbook_reads_back_as_the_csv_reports_with_numbers_as_numbers() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        env.ok(&["run", "--period", "2026-10"]);
+        let payouts_csv = env.report("2026-10", "payouts.csv");
+        assert!(!payouts_csv.starts_with('\u{feff}'), "no BOM by default");
+        let mut workbook: Xlsx<_> =
+            open_workbook(env.reports.join("2026-10/payouts.xlsx")).unwrap();
+        for (sheet, file) in [
+            ("payouts", "payouts.csv"),
+            ("eligibility", "eligibility.csv"),
+            ("exceptions", "exceptions.csv"),
+            ("summary", "summary.csv"),
+            ("changes", "changes.csv"),
+        ] {
+            let range = workbook.worksheet_range(sheet).unwrap();
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(env.report("2026-10", file).into_bytes().as_slice())
+                .into_records()
+                .map(|r| r.unwrap().iter().map(str::to_owned).collect::<Vec<_>>())
+                .collect::<Vec<_>>();
+            let rows: Vec<Vec<String>> = range
+                .rows()
+                .enumerate()
+                .map(|(at, row)| {
+                    row.iter()
+                        .enumerate()
+                        .map(|(col, cell)| {
+                            let csv_text = reader
+                                .get(at)
+                                .and_then(|r| r.get(col))
+                                .map_or("", String::as_str);
+                            cell_text(cell, csv_text)
+                        })
+                        .collect()
+                })
+                .collect();
+            reader
+                .iter_mut()
+                .for_each(|r| r.resize(rows[0].len(), String::new()));
+            assert_eq!(rows, reader, "sheet {sheet} ({backend:?})");
+            let formulas = workbook.worksheet_formula(sheet).unwrap();
+            assert!(
+                formulas.cells().all(|(_, _, f)| f.is_empty()),
+                "sheet {sheet} has a formula"
+            );
+        }
+        let payouts = workbook.worksheet_range("payouts").unwrap();
+        // Money is numeric, ids and names are text (the `=` name included, never a formula).
+        assert!(matches!(payouts.get((1, 0)), Some(Data::String(id)) if id == "1000001"));
+        assert!(matches!(payouts.get((1, 5)), Some(Data::Float(v)) if (*v - 1207.74).abs() < 1e-9));
+        let hyperlink = payouts
+            .rows()
+            .find(|r| matches!(&r[0], Data::String(id) if id == "1000016"))
+            .unwrap();
+        assert_eq!(hyperlink[1], Data::String("'=HYPERLINK Corp".into()));
+        let eligibility = workbook.worksheet_range("eligibility").unwrap();
+        assert!(matches!(
+            eligibility.get((1, 5)),
+            Some(Data::Float(_) | Data::Int(_))
+        ));
+
+        // Opt-in byte-order mark.
+        env.write_data("revenue/2026-10-extra.csv", EXTRA_REVENUE);
+        env.ok(&["--csv-bom", "run", "--period", "2026-10"]);
+        for file in ["payouts.csv", "changes.csv", "summary.csv"] {
+            assert!(
+                env.report("2026-10", file).starts_with('\u{feff}'),
+                "{file}"
+            );
+        }
+        let mut workbook: Xlsx<_> =
+            open_workbook(env.reports.join("2026-10/payouts.xlsx")).unwrap();
+        let payouts = workbook.worksheet_range("payouts").unwrap();
+        assert_eq!(
+            payouts.get((0, 0)),
+            Some(&Data::String("partner_id".into()))
+        );
+    }
+}

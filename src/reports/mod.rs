@@ -18,6 +18,7 @@ use crate::earnings::{PartnerFigures, PeriodComputation};
 
 pub mod changes;
 pub mod manifest;
+pub mod xlsx;
 
 /// The change list of a report folder (issue 15).
 pub const CHANGES_FILE: &str = "changes.csv";
@@ -213,6 +214,24 @@ pub fn write_period_reports(
     }
     finish(writer)?;
 
+    Ok(())
+}
+
+/// Puts a UTF-8 byte-order mark at the start of every CSV file in `dir` (`--csv-bom`: for
+/// teams that double-click CSVs into Excel, which otherwise reads them in the local code page).
+pub fn add_csv_bom(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "csv") {
+            let text = std::fs::read(&path)?;
+            let mut with_bom = Vec::with_capacity(text.len() + 3);
+            with_bom.extend_from_slice("\u{feff}".as_bytes());
+            with_bom.extend_from_slice(&text);
+            let mut file = File::create(&path)?;
+            std::io::Write::write_all(&mut file, &with_bom)?;
+            file.sync_all()?;
+        }
+    }
     Ok(())
 }
 

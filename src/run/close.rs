@@ -226,6 +226,7 @@ async fn close_locked(
                 fingerprint: &fingerprint,
                 revenue: &inputs,
                 approval: approval.as_ref(),
+                csv_bom: paths.csv_bom,
             };
             write_review_pack(store, master, &computation, &folder, &staged).await?;
             let plan = ClosePlan {

@@ -101,6 +101,7 @@ pub async fn run(
             fingerprint: &fingerprint,
             revenue: &inputs,
             approval: None,
+            csv_bom: paths.csv_bom,
         };
         let changed_partners =
             write_review_pack(store, &master, &computation, &folder, &staged).await?;

@@ -49,6 +49,8 @@ const LEDGER_LEASE_WAIT: Duration = Duration::from_secs(30 * 60);
 pub struct Paths {
     pub data_dir: PathBuf,
     pub reports_dir: PathBuf,
+    /// Start every CSV report with a UTF-8 byte-order mark (`--csv-bom`; default off).
+    pub csv_bom: bool,
 }
 
 /// Test hook: with `PAYOUT_FAILPOINT=<name>` the process dies at that point as under `kill -9`

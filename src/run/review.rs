@@ -1,5 +1,5 @@
 //! The review pack of a report folder (issue 15): `changes.csv` against the previous published
-//! draft of the period, `manifest.json`, and the record that lets the next draft compare with
+//! draft of the period, the workbook (`payouts.xlsx`), `manifest.json`, and the record that lets the next draft compare with
 //! this one. Orchestration only: the comparison is `reports::changes`, the data the store's.
 
 use anyhow::Context;
@@ -22,6 +22,8 @@ pub(super) struct Folder<'a> {
     /// The revenue files in `revenue/` as this run read them.
     pub revenue: &'a [InputFile],
     pub approval: Option<&'a CloseApproval>,
+    /// Start every CSV file with a UTF-8 byte-order mark (`--csv-bom`).
+    pub csv_bom: bool,
 }
 
 /// Writes `changes.csv` and `manifest.json` into `staged` and records the comparison (and, for
@@ -48,6 +50,11 @@ pub(super) async fn write_review_pack(
     let changed_partners = changed.len() as u64;
     crate::reports::write_changes(staged, &rows)
         .with_context(|| format!("writing changes.csv to {}", staged.display()))?;
+    crate::reports::xlsx::write_workbook(staged)?;
+    if folder.csv_bom {
+        crate::reports::add_csv_bom(staged)
+            .with_context(|| format!("adding byte-order marks in {}", staged.display()))?;
+    }
     let (code_version, git_commit) = manifest::code_version();
     let compared_with = previous.as_ref().map(|p| p.run_id.clone());
     let document = Manifest {
