@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
 
-use rust_decimal::Decimal;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::domain::master::InputFile;
-use crate::domain::money::{Currency, format_minor};
+use crate::domain::money::{Currency, MoneyError, Payable};
 use crate::earnings::PeriodComputation;
 
 /// The file name, in every report folder.
@@ -114,12 +113,19 @@ pub fn inputs(files: &[InputFile]) -> Vec<ManifestInput> {
         .collect()
 }
 
-/// `payouts.csv`'s money columns summed per payout currency, with its minor units.
+/// `payouts.csv`'s money columns summed per payout currency (exact sums of rounded amounts).
 pub fn totals(computation: &PeriodComputation) -> io::Result<Vec<CurrencyTotal>> {
-    let mut sums: BTreeMap<Currency, (u64, [Decimal; 7])> = BTreeMap::new();
+    let money_error = |e: MoneyError| io::Error::other(format!("manifest.json totals: {e}"));
+    let mut sums: BTreeMap<Currency, (u64, [Payable; 7])> = BTreeMap::new();
     for row in &computation.payouts {
         let s = &row.settlement;
-        let entry = sums.entry(row.currency).or_default();
+        let entry = match sums.get_mut(&row.currency) {
+            Some(entry) => entry,
+            None => {
+                let zero = Payable::zero(row.currency).map_err(|e| money_error(e.into()))?;
+                sums.entry(row.currency).or_insert((0, [zero; 7]))
+            }
+        };
         entry.0 += 1;
         let figures = [
             s.earned,
@@ -127,30 +133,27 @@ pub fn totals(computation: &PeriodComputation) -> io::Result<Vec<CurrencyTotal>>
             s.released,
             s.carried_in,
             s.payable,
-            s.after.carried,
-            s.after.held,
+            s.after.carried(),
+            s.after.held(),
         ];
         for (sum, figure) in entry.1.iter_mut().zip(figures) {
-            *sum += figure;
+            *sum = sum.checked_add(figure).map_err(money_error)?;
         }
     }
-    sums.into_iter()
-        .map(|(currency, (partners, figures))| {
-            let minor = currency.minor_units().map_err(io::Error::other)?;
-            let money = |d: Decimal| format_minor(d, minor);
-            Ok(CurrencyTotal {
-                currency: currency.code().to_owned(),
-                partners,
-                earned: money(figures[0]),
-                adjustments: money(figures[1]),
-                released: money(figures[2]),
-                carried_in: money(figures[3]),
-                payable: money(figures[4]),
-                carried: money(figures[5]),
-                held: money(figures[6]),
-            })
+    Ok(sums
+        .into_iter()
+        .map(|(currency, (partners, figures))| CurrencyTotal {
+            currency: currency.code().to_owned(),
+            partners,
+            earned: figures[0].to_string(),
+            adjustments: figures[1].to_string(),
+            released: figures[2].to_string(),
+            carried_in: figures[3].to_string(),
+            payable: figures[4].to_string(),
+            carried: figures[5].to_string(),
+            held: figures[6].to_string(),
         })
-        .collect()
+        .collect())
 }
 
 /// Writes `manifest.json` into `dir` and syncs it.

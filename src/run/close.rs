@@ -17,6 +17,7 @@ use super::{
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
 use crate::domain::review::CloseApproval;
+use crate::domain::status::OutboxKind;
 use crate::earnings::Detail;
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
@@ -84,7 +85,7 @@ async fn approval(
     };
     Ok(Some(CloseApproval {
         approved_by: approved_by.clone(),
-        approved_at_ms: crate::store::now_ms(),
+        approved_at_ms: store.now_ms(),
         draft_run_id: draft.run_id,
         draft_fingerprint: draft.fingerprint,
     }))
@@ -204,7 +205,7 @@ async fn close_locked(
                 .iter()
                 .flat_map(|p| {
                     statement_recipients(master, &p.partner_id).into_iter().map(|(recipient, recipient_name)| OutboxMessage {
-                        kind: "statement",
+                        kind: OutboxKind::Statement,
                         partner_id: p.partner_id.clone(),
                         scope: period_text.clone(),
                         recipient,

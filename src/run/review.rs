@@ -62,7 +62,7 @@ pub(super) async fn write_review_pack(
         period: period.clone(),
         run_id: folder.run_id.to_owned(),
         close_id: folder.close_id.map(str::to_owned),
-        created_at: rfc3339(crate::store::now_ms()),
+        created_at: rfc3339(store.now_ms()),
         code_version,
         git_commit,
         fingerprint: folder.fingerprint.text(),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use super::insert::InsertInto;
-use super::{Store, StoreError, StoreResult, now_ms, retried_reasons_sql};
+use super::{Store, StoreError, StoreResult, retried_reasons_sql};
 use crate::domain::review::{CloseApproval, PartnerSnapshot};
 
 const DRAFT_PARTNERS: InsertInto = InsertInto {
@@ -88,7 +88,7 @@ impl Store {
         .bind(snapshot.run_id.to_owned())
         .bind(snapshot.period.to_owned())
         .bind(snapshot.kind.as_str().to_owned())
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(snapshot.compared_with.map(str::to_owned))
         .bind(snapshot.changed_partners as i64)
         .bind(snapshot.changed_values as i64)
