@@ -327,6 +327,24 @@ async fn the_workbook_reads_back_as_the_csv_reports_with_numbers_as_numbers() {
         let env = Env::new(backend).await;
         env.ok(&["run", "--period", "2026-10"]);
         let payouts_csv = env.report("2026-10", "payouts.csv");
+        // payable_if_resolved, worked out by hand in tests/expected/README.md.
+        let if_resolved: Vec<(String, String, String)> = csv_rows(&payouts_csv)
+            .into_iter()
+            .map(|r| (r[0].clone(), r[14].clone(), r[16].clone()))
+            .collect();
+        for (partner, eligible, figure) in [
+            ("1000011", "true", "300.00"),
+            ("1000012", "true", "160.00"),
+            ("1000014", "true", "0.00"),
+            ("1000007", "false", "300.00"),
+            ("1000008", "false", "240.00"),
+            ("1000023", "false", "0.00"),
+        ] {
+            assert!(
+                if_resolved.contains(&(partner.into(), eligible.into(), figure.into())),
+                "{partner}: {if_resolved:?}"
+            );
+        }
         assert!(!payouts_csv.starts_with('\u{feff}'), "no BOM by default");
         let mut workbook: Xlsx<_> =
             open_workbook(env.reports.join("2026-10/payouts.xlsx")).unwrap();
