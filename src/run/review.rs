@@ -35,6 +35,7 @@ pub(super) async fn write_review_pack(
     folder: &Folder<'_>,
     staged: &std::path::Path,
 ) -> anyhow::Result<u64> {
+    let started = std::time::Instant::now();
     let period = computation.period.to_string();
     let previous = store.published_draft(&period).await?;
     let after = changes::snapshots(computation, master);
@@ -50,7 +51,9 @@ pub(super) async fn write_review_pack(
     let changed_partners = changed.len() as u64;
     crate::reports::write_changes(staged, &rows)
         .with_context(|| format!("writing changes.csv to {}", staged.display()))?;
+    tracing::debug!(elapsed = ?started.elapsed(), "review pack: changes.csv written");
     crate::reports::xlsx::write_workbook(staged)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "review pack: payouts.xlsx written");
     if folder.csv_bom {
         crate::reports::add_csv_bom(staged)
             .with_context(|| format!("adding byte-order marks in {}", staged.display()))?;
@@ -103,6 +106,7 @@ pub(super) async fn write_review_pack(
         )
         .await
         .context("recording the review pack")?;
+    tracing::debug!(elapsed = ?started.elapsed(), partners = after.len(), "review pack written");
     Ok(changed_partners)
 }
 
