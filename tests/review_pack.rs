@@ -214,6 +214,21 @@ async fn a_second_draft_lists_each_change_with_its_cause_and_the_close_records_w
             "new revenue file(s): revenue/2026-10-late-arrival.csv (+1 line(s))"
         );
         let reviewed = manifest(&env, "2026-10");
+        // Three drafts: the partner rows of the first are gone, the last two kept.
+        let store = payout::store::Store::connect(&env.database_url)
+            .await
+            .unwrap();
+        let kept: Vec<String> =
+            sqlx::query("SELECT DISTINCT run_id FROM draft_partners ORDER BY run_id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| sqlx::Row::get(r, 0))
+                .collect();
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(!kept.contains(&first_run_id));
+        assert!(kept.contains(&reviewed["run_id"].as_str().unwrap().to_owned()));
 
         // Approval required: a close without --approved-by is refused, with it recorded.
         let unapproved = env

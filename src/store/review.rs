@@ -2,7 +2,8 @@
 //! with and how many partners changed (`report_snapshots`); per draft, its partners as the
 //! folder showed them (`draft_partners`), for the next draft's `changes.csv`; per close, who
 //! approved it (`close_approvals`, written in the close's transaction). Keeps and returns data;
-//! the comparison itself is `reports::changes`.
+//! the comparison itself is `reports::changes`. Partner rows are kept for the draft a folder
+//! compared with and the folder's own draft only, so they stay bounded by two drafts a period.
 
 use std::collections::BTreeMap;
 
@@ -116,6 +117,17 @@ impl Store {
                     .push_bind(facts);
             })
             .await?;
+        // Only the draft compared with (should this run fail, the next compares with it again)
+        // and this run's partners are ever read: older drafts' rows go.
+        sqlx::query(
+            "DELETE FROM draft_partners WHERE run_id IN (SELECT run_id FROM report_snapshots \
+             WHERE period = $1 AND run_id <> $2 AND run_id <> $3)",
+        )
+        .bind(snapshot.period.to_owned())
+        .bind(snapshot.run_id.to_owned())
+        .bind(snapshot.compared_with.unwrap_or("").to_owned())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
