@@ -56,6 +56,12 @@ pub struct Cli {
     /// IANA time zone whose date decides whether a period has ended (`close`). Default `UTC`.
     #[arg(long, env = "PAYOUT_TIME_ZONE", global = true)]
     pub time_zone: Option<String>,
+    /// Refuse `close` without `--approved-by` (`--require-approval[=true|false]`). Default false.
+    #[arg(long, env = "PAYOUT_REQUIRE_APPROVAL", global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub require_approval: Option<bool>,
+    /// Start every CSV report with a UTF-8 byte-order mark, for Excel (`--csv-bom[=true|false]`).
+    #[arg(long, env = "PAYOUT_CSV_BOM", global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub csv_bom: Option<bool>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -88,6 +94,10 @@ pub enum Command {
     Close {
         #[arg(long, env = "PAYOUT_PERIOD")]
         period: Period,
+        /// Who approved the reviewed draft; recorded with the close (status, manifest.json).
+        /// Required when `require_approval` is set.
+        #[arg(long)]
+        approved_by: Option<String>,
     },
     /// Deliver the email outbox (SMTP with --smtp-url, else .eml files under --mail-dir).
     Send {

@@ -55,6 +55,7 @@ pub async fn execute(
     let paths = Paths {
         data_dir: settings.data_dir.clone(),
         reports_dir: settings.reports_dir.clone(),
+        csv_bom: settings.csv_bom,
     };
     match command {
         Command::Preview { period, out } => preview(settings, period, &out),
@@ -75,8 +76,9 @@ pub async fn execute(
                 RunOutcome::Draft {
                     partners,
                     exceptions,
+                    changed_partners,
                 } => format!(
-                    "{period}: draft written to {}: {partners} payout row(s), {exceptions} open exception(s); {ingested}",
+                    "{period}: draft written to {}: {partners} payout row(s), {exceptions} open exception(s), {changed_partners} partner(s) changed since the previous draft (changes.csv); {ingested}",
                     paths.reports_dir.join(period.to_string()).display()
                 ),
                 RunOutcome::Unchanged => format!(
@@ -89,16 +91,25 @@ pub async fn execute(
             };
             Ok(format!("{outcome_line}{}", warning_lines(&ingest.warnings)))
         }
-        Command::Close { period } => {
+        Command::Close {
+            period,
+            approved_by,
+        } => {
             let today = crate::run::guard::Today::at(store.now(), settings.time_zone);
-            Ok(match run::close(store, &paths, period, today).await? {
-                CloseResult::Closed { statements, emails } => {
-                    format!("{period} closed: {statements} statement(s), {emails} email(s) queued")
-                }
-                CloseResult::AlreadyClosed => {
-                    format!("{period} is already closed; nothing changed")
-                }
-            })
+            let sign_off =
+                crate::run::guard::SignOff::new(approved_by.as_deref(), settings.require_approval);
+            Ok(
+                match run::close(store, &paths, period, today, &sign_off).await? {
+                    CloseResult::Closed { statements, emails } => {
+                        format!(
+                            "{period} closed: {statements} statement(s), {emails} email(s) queued"
+                        )
+                    }
+                    CloseResult::AlreadyClosed => {
+                        format!("{period} is already closed; nothing changed")
+                    }
+                },
+            )
         }
         Command::Send {
             connections,
@@ -248,7 +259,11 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 pub fn command_for(run: &JobRun, jobs_dir: &Path, time_zone: chrono_tz::Tz) -> Command {
     match (run.command, run.period) {
         (JobCommand::Run, Some(period)) => Command::Run { period },
-        (JobCommand::Close, Some(period)) => Command::Close { period },
+        // A scheduled close approves nothing: with `require_approval` it is refused.
+        (JobCommand::Close, Some(period)) => Command::Close {
+            period,
+            approved_by: None,
+        },
         (JobCommand::Run | JobCommand::Close, None) => Command::Status {
             json: false,
             jobs: jobs_dir.to_owned(),
@@ -283,7 +298,7 @@ pub fn job_runner(settings: Settings, store: Store, jobs_dir: PathBuf) -> Runner
         let zone = zones.get(&run.job).copied().unwrap_or(chrono_tz::UTC);
         let command = command_for(&run, &jobs_dir, zone);
         Box::pin(async move {
-            if let Command::Close { period } = command {
+            if let Command::Close { period, .. } = command {
                 ensure_scheduled_close_was_reviewed(&store, period, settings.time_zone).await?;
             }
             execute(command, &settings, &store).await

@@ -22,6 +22,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The zone whose calendar date says whether a period has ended (`close`).
     pub time_zone: chrono_tz::Tz,
+    /// `close` needs `--approved-by` (issue 15). Default off, so SPEC §6's `close` works as is.
+    pub require_approval: bool,
+    /// Draft and final CSV reports start with a UTF-8 byte-order mark. Default off.
+    pub csv_bom: bool,
 }
 
 /// Written with the URLs redacted, so that logging the settings cannot show a password.
@@ -36,6 +40,8 @@ impl std::fmt::Debug for Settings {
             .field("mail_from", &self.mail_from)
             .field("log_format", &self.log_format)
             .field("time_zone", &self.time_zone)
+            .field("require_approval", &self.require_approval)
+            .field("csv_bom", &self.csv_bom)
             .finish()
     }
 }
@@ -52,6 +58,8 @@ struct FileSettings {
     mail_from: Option<String>,
     log_format: Option<LogFormat>,
     time_zone: Option<String>,
+    require_approval: Option<bool>,
+    csv_bom: Option<bool>,
 }
 
 impl Settings {
@@ -98,6 +106,11 @@ impl Settings {
                 })?,
                 (None, None) => chrono_tz::UTC,
             },
+            require_approval: cli
+                .require_approval
+                .or(file.require_approval)
+                .unwrap_or(false),
+            csv_bom: cli.csv_bom.or(file.csv_bom).unwrap_or(false),
         })
     }
 }
@@ -176,6 +189,8 @@ mod tests {
             mail_from: DEFAULT_MAIL_FROM.into(),
             log_format: LogFormat::Human,
             time_zone: chrono_tz::UTC,
+            require_approval: false,
+            csv_bom: false,
         };
         let text = format!("{settings:?}");
         assert!(!text.contains("S3cr") && !text.contains("M41l"), "{text}");

@@ -32,6 +32,19 @@ pub fn render_status(report: &StatusReport) -> String {
             p.revenue_lines,
             totals.join("; ")
         );
+        if let Some(changed) = p.changed_partners {
+            let _ = writeln!(
+                out,
+                "      {changed} partner(s) changed since the previous draft (changes.csv)"
+            );
+        }
+        if let Some(a) = &p.approval {
+            let _ = writeln!(
+                out,
+                "      approved by {} at {} (draft {}, fingerprint {})",
+                a.approved_by, a.approved_at, a.draft_run_id, a.draft_fingerprint
+            );
+        }
     }
     let _ = writeln!(out, "RUNS (latest first)");
     for r in &report.runs {
@@ -229,6 +242,13 @@ mod tests {
                         held: "1.00".into(),
                         carried: "0.50".into(),
                     }],
+                    changed_partners: Some(0),
+                    approval: Some(crate::store::ApprovalStatus {
+                        approved_by: "Ana Díaz".into(),
+                        approved_at: "2026-11-02T08:59:00Z".into(),
+                        draft_run_id: "run-1".into(),
+                        draft_fingerprint: "0.1.0|2026-10|1/2/3/4/5".into(),
+                    }),
                 },
                 PeriodStatus {
                     period: "2026-11".into(),
@@ -236,6 +256,8 @@ mod tests {
                     closed_at: None,
                     revenue_lines: 7,
                     totals: vec![],
+                    changed_partners: Some(3),
+                    approval: None,
                 },
             ],
             runs: vec![
@@ -319,7 +341,10 @@ mod tests {
         let expected = "\
 PERIODS
   2026-10  closed        1234 lines  EUR 2 partners payable 10.00 held 1.00 carried 0.50
+      0 partner(s) changed since the previous draft (changes.csv)
+      approved by Ana Díaz at 2026-11-02T08:59:00Z (draft run-1, fingerprint 0.1.0|2026-10|1/2/3/4/5)
   2026-11  open             7 lines  
+      3 partner(s) changed since the previous draft (changes.csv)
 RUNS (latest first)
   2026-11-02T09:00:00Z  close  2026-10  failed        1.5s  1 input file(s), 1 warning(s)  closing period 2026-10: no
       0123456789abcdef  revenue/a.csv

@@ -366,10 +366,12 @@ async fn a_removed_partner_keeps_its_balance_and_is_listed_until_it_is_back() {
         remove_partner(&env, "1000015");
         env.ok(&["run", "--period", "2026-11"]);
         let exceptions = env.report("2026-11", "exceptions.csv");
-        let lucerne = "partners.csv,,,PARTNER_MISSING,\"partner 1000013 is not in partners.csv; kept in the store, untouched by close, until it is back: held 100.00 EUR, carried 0.00 EUR\",\n";
-        let trey = "partners.csv,,,PARTNER_MISSING,\"partner 1000015 is not in partners.csv; kept in the store, untouched by close, until it is back: held 0.00 USD, carried -120.00 USD\",\n";
+        let lucerne = "partners.csv,,,PARTNER_MISSING,\"partner 1000013 is not in partners.csv; kept in the store, untouched by close, until it is back: held 100.00 EUR, carried 0.00 EUR\",,1000013,,,,false\n";
+        let trey = "partners.csv,,,PARTNER_MISSING,\"partner 1000015 is not in partners.csv; kept in the store, untouched by close, until it is back: held 0.00 USD, carried -120.00 USD\",,1000015,,,,false\n";
         assert!(
-            exceptions.contains(&format!("detail,raw\n{lucerne}{trey}")),
+            exceptions.contains(&format!(
+                "detail,raw,partner_id,billing_month,amount,currency,retried\n{lucerne}{trey}"
+            )),
             "{exceptions}"
         );
         let payouts = env.report("2026-11", "payouts.csv");
@@ -418,11 +420,11 @@ async fn a_removed_partner_keeps_its_balance_and_is_listed_until_it_is_back() {
         env.ok(&["run", "--period", "2026-12"]);
         let payouts = env.report("2026-12", "payouts.csv");
         assert!(
-            payouts.contains("1000013,Lucerne Publishing AG,csp-direct,2026-12,EUR,0.00,0.00,100.00,0.00,100.00,0.00,0.00,PAYABLE,\n"),
+            payouts.contains("1000013,Lucerne Publishing AG,csp-direct,2026-12,EUR,0.00,0.00,100.00,0.00,100.00,0.00,0.00,PAYABLE,,true,,100.00\n"),
             "{payouts}"
         );
         assert!(
-            payouts.contains("1000015,Trey Research,csp-indirect,2026-12,USD,0.00,0.00,0.00,-120.00,0.00,-120.00,0.00,BELOW_THRESHOLD,\n"),
+            payouts.contains("1000015,Trey Research,csp-indirect,2026-12,USD,0.00,0.00,0.00,-120.00,0.00,-120.00,0.00,BELOW_THRESHOLD,,true,,0.00\n"),
             "{payouts}"
         );
         assert!(

@@ -16,6 +16,7 @@ pub mod program;
 pub mod reasons;
 pub mod redact;
 pub mod revenue;
+pub mod review;
 pub mod statement;
 pub mod status;
 pub mod warning;

@@ -18,7 +18,7 @@ pub use segment::{PeriodComputer, SegmentPart};
 
 pub use crate::domain::balance::Balances;
 use crate::domain::master::MasterData;
-use crate::domain::money::{Currency, MoneyError, NoMinorUnits, Overflow};
+use crate::domain::money::{Currency, MoneyError, NoMinorUnits, Overflow, Payable};
 use crate::domain::period::Period;
 use crate::domain::reasons::{EligibilityReason, HoldReason};
 use crate::ledger::Settlement;
@@ -70,6 +70,11 @@ pub struct PartnerFigures {
     pub minor_units: u32,
     pub settlement: Settlement,
     pub hold_reasons: Vec<HoldReason>,
+    /// Why the partner is not eligible for the period; empty when eligible.
+    pub ineligibility_reasons: Vec<EligibilityReason>,
+    /// What the partner would be paid this period were every hold and eligibility failure
+    /// resolved (issue 15): all its lines earning, its held balance released.
+    pub payable_if_resolved: Payable,
     pub categories: Vec<CategoryLine>,
 }
 
@@ -82,6 +87,7 @@ impl PartnerFigures {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EligibilityRow {
     pub partner_id: String,
+    pub partner_name: String,
     pub program_id: String,
     pub reasons: Vec<EligibilityReason>,
     pub revenue_lines: u64,

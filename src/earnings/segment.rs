@@ -47,12 +47,18 @@ pub(super) struct PartnerAccumulator {
     pub(super) adjustments: ExactSum,
     pub(super) own_lines: u64,
     pub(super) late_lines: u64,
+    /// What the lines of an ineligible partner would earn were it eligible (the
+    /// `payable_if_resolved` column): own month, and late lines.
+    pub(super) unlocked_earned: ExactSum,
+    pub(super) unlocked_adjustments: ExactSum,
 }
 
 impl PartnerAccumulator {
     fn merge(&mut self, other: &PartnerAccumulator) {
         self.earned.merge(other.earned);
         self.adjustments.merge(other.adjustments);
+        self.unlocked_earned.merge(other.unlocked_earned);
+        self.unlocked_adjustments.merge(other.unlocked_adjustments);
         self.own_lines += other.own_lines;
         self.late_lines += other.late_lines;
     }
@@ -351,9 +357,37 @@ impl<'m> PeriodComputer<'m> {
                     }),
                 }
             }
+            // Were the partner eligible (issue 15's `payable_if_resolved`): a line of an
+            // ineligible partner earns nothing, so this is the only work added for it. A line
+            // whose FX rate is missing is left out of the figure, as it would be rejected.
+            let unlocked = match program.filter(|_| !eligible) {
+                Some(p) => match p.rate(category_text, month) {
+                    Some(rate) if same_text(line_currency_text, payout.code()) => {
+                        Some((rate, None))
+                    }
+                    Some(rate) => Currency::parse(line_currency_text)
+                        .and_then(|c| master.fx.get(month, c, payout))
+                        .map(|fx| (rate, Some(fx.scaled))),
+                    None => None,
+                },
+                None => None,
+            }
+            .map(|(rate, fx)| {
+                line_earning(micro, rate.scaled, fx).map_err(|source| ComputeError::Overflow {
+                    partner_id: pid.to_owned(),
+                    source,
+                })
+            })
+            .transpose()?;
             let sum = &mut sums[index as usize];
             if sum.own_lines + sum.late_lines == 0 {
                 touched.push(index);
+            }
+            if let Some(value) = unlocked {
+                match booking {
+                    Booking::Earned => sum.unlocked_earned.add(value),
+                    Booking::Adjustment => sum.unlocked_adjustments.add(value),
+                }
             }
             match booking {
                 Booking::Earned => sum.own_lines += 1,

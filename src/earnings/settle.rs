@@ -53,8 +53,9 @@ impl PeriodComputer<'_> {
             let accumulator = &self.accumulators[index];
             eligibility_rows.push(EligibilityRow {
                 partner_id: partner.partner_id.clone(),
+                partner_name: partner.name.clone(),
                 program_id: program.id.clone(),
-                reasons,
+                reasons: reasons.clone(),
                 revenue_lines: accumulator.own_lines,
             });
             let currency = partner.payout_currency;
@@ -109,6 +110,22 @@ impl PeriodComputer<'_> {
                 min_payout,
             )
             .map_err(money_error)?;
+            // Every hold and eligibility failure resolved: all lines earn, nothing is held.
+            let resolved = |exact: crate::domain::money::ExactSum, unlocked| {
+                let mut sum = exact;
+                sum.merge(unlocked);
+                Money::new(sum, currency).round_to_minor()
+            };
+            let payable_if_resolved = ledger::settle(
+                before,
+                resolved(accumulator.earned, accumulator.unlocked_earned).map_err(money_error)?,
+                resolved(accumulator.adjustments, accumulator.unlocked_adjustments)
+                    .map_err(money_error)?,
+                false,
+                min_payout,
+            )
+            .map_err(money_error)?
+            .payable;
             let has_lines = accumulator.own_lines + accumulator.late_lines > 0;
             if !(has_lines || !before.is_zero() || !settlement.after.is_zero()) {
                 continue;
@@ -132,6 +149,8 @@ impl PeriodComputer<'_> {
                 minor_units: minor,
                 settlement,
                 hold_reasons,
+                ineligibility_reasons: reasons,
+                payable_if_resolved,
                 categories,
             });
         }

@@ -1,19 +1,22 @@
 //! `close` (SPEC §4): a period finalised in one transaction (statements, balances, booking of
 //! late lines and the statement emails in the outbox), its final reports published by one
-//! rename. Refused, with nothing changed, by the guards in `guard`.
+//! rename, with its review pack (`review`: changes against the last draft, the manifest and
+//! who approved it). Refused, with nothing changed, by the guards in `guard`.
 
 use anyhow::{Context, bail};
 
 use super::compute::{compute, record_missing_partners};
 use super::draft::draft_fingerprint;
-use super::guard::{self, Fingerprint, Today};
+use super::guard::{self, Fingerprint, SignOff, Today};
 use super::ingest::ingest;
+use super::review::{Folder, write_review_pack};
 use super::{
     LEDGER_LEASE, LEDGER_LEASE_WAIT, LINE_REPORT, Paths, failed_before_start, failpoint,
     load_master, with_run,
 };
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
+use crate::domain::review::CloseApproval;
 use crate::domain::status::OutboxKind;
 use crate::earnings::Detail;
 use crate::ingest::MasterData;
@@ -22,7 +25,7 @@ use crate::notify::Renderer;
 use crate::notify::statement::StatementRecord;
 use crate::notify::templates::Language;
 use crate::reports;
-use crate::store::{CloseOutcome, ClosePlan, OutboxMessage, Store};
+use crate::store::{CloseOutcome, ClosePlan, OutboxMessage, ReportKind, Store};
 
 /// A close recomputes at most this many times when other closes keep moving its basis.
 const MAX_CLOSE_ATTEMPTS: u32 = 3;
@@ -64,6 +67,30 @@ async fn ensure_matches_draft(
     Ok(guard::ensure_matches_draft(period, &comparison)?)
 }
 
+/// The approval a close records: who signed off (`--approved-by`) and the latest draft, which
+/// `ensure_matches_draft` has just found equal to what the close computes. Approving needs a
+/// draft: without one nobody reviewed anything.
+async fn approval(
+    store: &Store,
+    period: Period,
+    sign_off: &SignOff,
+) -> anyhow::Result<Option<CloseApproval>> {
+    let Some(approved_by) = &sign_off.approved_by else {
+        return Ok(None);
+    };
+    let Some(draft) = store.last_draft(&period.to_string()).await? else {
+        bail!(
+            "cannot close {period} with an approval: it has no draft to approve; run the draft (`payout run --period {period}`), review it, then close"
+        );
+    };
+    Ok(Some(CloseApproval {
+        approved_by: approved_by.clone(),
+        approved_at_ms: store.now_ms(),
+        draft_run_id: draft.run_id,
+        draft_fingerprint: draft.fingerprint,
+    }))
+}
+
 /// Who receives a partner's statement: its active incentive admins and users, or
 /// `admin_email` when it has none (SPEC §3).
 pub fn statement_recipients(master: &MasterData, partner_id: &str) -> Vec<(String, String)> {
@@ -96,16 +123,18 @@ pub async fn close(
     paths: &Paths,
     period: Period,
     today: Today,
+    sign_off: &SignOff,
 ) -> anyhow::Result<CloseResult> {
     if store.close_id(period).await?.is_none() {
         guard::ensure_ended(period, &today)?;
+        guard::ensure_sign_off(period, sign_off)?;
     }
     let master = match load_master(&paths.data_dir) {
         Ok(master) => master,
         Err(e) => return Err(failed_before_start(store, "close", period, e).await),
     };
     let lease = store.acquire_lease(LEDGER_LEASE, LEDGER_LEASE_WAIT).await?;
-    let result = close_locked(store, paths, &master, period).await;
+    let result = close_locked(store, paths, &master, period, sign_off).await;
     lease.release().await?;
     result
 }
@@ -115,6 +144,7 @@ async fn close_locked(
     paths: &Paths,
     master: &MasterData,
     period: Period,
+    sign_off: &SignOff,
 ) -> anyhow::Result<CloseResult> {
     let period_text = period.to_string();
     if let Some(close_id) = store.close_id(period).await? {
@@ -143,6 +173,7 @@ async fn close_locked(
                 bail!("cannot close {period}: the earlier period {open} has revenue and is still open; close it first");
             }
             ensure_matches_draft(store, master, period, &inputs).await?;
+            let approval = approval(store, period, sign_off).await?;
             let close_id = uuid::Uuid::new_v4().to_string();
             let staged = reports::staging_dir(&paths.reports_dir, &period_text, &format!("close-{close_id}"));
             let (computation, late_segments) = compute(store, master, period, Detail::Statements, &staged.join(LINE_REPORT)).await?;
@@ -188,6 +219,17 @@ async fn close_locked(
             reports::write_period_reports(&staged, &computation, &exceptions)
                 .with_context(|| format!("writing reports to {}", staged.display()))?;
             Renderer::new()?.write_statements(&staged.join("statements"), &statements)?;
+            let fingerprint = draft_fingerprint(store, master, period).await?;
+            let folder = Folder {
+                kind: ReportKind::Final,
+                run_id,
+                close_id: Some(&close_id),
+                fingerprint: &fingerprint,
+                revenue: &inputs,
+                approval: approval.as_ref(),
+                csv_bom: paths.csv_bom,
+            };
+            write_review_pack(store, master, &computation, &folder, &staged).await?;
             let plan = ClosePlan {
                 period,
                 close_id: &close_id,
@@ -196,6 +238,7 @@ async fn close_locked(
                 statements: &statements,
                 booked_segments: &late_segments,
                 messages: &messages,
+                approval: approval.as_ref(),
             };
             failpoint("close-before-commit");
             match store.close_period(plan).await.with_context(|| format!("closing {period}"))? {

@@ -1,12 +1,14 @@
 //! `run` (SPEC §4): the draft reports of a period, published whole, with the fingerprint of
 //! what they were computed from, so that `close` can refuse figures nobody reviewed. Changes
-//! no balance and sends nothing.
+//! no balance and sends nothing. Each draft folder has its review pack (`review`): the
+//! changes since the previous draft and a manifest.
 
 use anyhow::Context;
 
 use super::compute::{compute, record_missing_partners};
 use super::guard::Fingerprint;
 use super::ingest::{IngestSummary, ingest};
+use super::review::{Folder, write_review_pack};
 use super::{
     LEDGER_LEASE, LEDGER_LEASE_WAIT, LINE_REPORT, Paths, failed_before_start, failpoint,
     load_master, with_run,
@@ -15,13 +17,15 @@ use crate::domain::period::Period;
 use crate::earnings::Detail;
 use crate::ingest::MasterData;
 use crate::reports;
-use crate::store::Store;
+use crate::store::{ReportKind, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
     Draft {
         partners: usize,
         exceptions: usize,
+        /// Partners whose `payouts.csv` row differs from the previous draft (`changes.csv`).
+        changed_partners: u64,
     },
     /// The period is closed: its final reports stand, only new revenue was ingested.
     AlreadyClosed,
@@ -90,6 +94,17 @@ pub async fn run(
         let exceptions = store.open_exceptions().await?;
         reports::write_period_reports(&staged, &computation, &exceptions)
             .with_context(|| format!("writing reports to {}", staged.display()))?;
+        let folder = Folder {
+            kind: ReportKind::Draft,
+            run_id,
+            close_id: None,
+            fingerprint: &fingerprint,
+            revenue: &inputs,
+            approval: None,
+            csv_bom: paths.csv_bom,
+        };
+        let changed_partners =
+            write_review_pack(store, &master, &computation, &folder, &staged).await?;
         failpoint("run-before-publish");
         reports::publish(&paths.reports_dir, &period_text, &staged)
             .context("publishing reports")?;
@@ -97,6 +112,7 @@ pub async fn run(
         let outcome = RunOutcome::Draft {
             partners: computation.payouts.len(),
             exceptions: exceptions.len() + computation.fx_gaps.len(),
+            changed_partners,
         };
         Ok(((outcome, summary), inputs))
     })

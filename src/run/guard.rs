@@ -37,13 +37,67 @@ pub enum CloseRefused {
         time_zone: Tz,
     },
     #[error(
-        "cannot close {period}: the figures would differ from its latest draft, which is what was reviewed ({changes}); run the draft again (`payout run --period {period}`), review it, then close"
+        "cannot close {period}: the figures would differ from its latest draft, which is what was reviewed ({changes}); run the draft again (`payout run --period {period}`), review its changes.csv (what changed per partner, and why), then close"
     )]
     DraftChanged { period: Period, changes: String },
+    #[error(
+        "cannot close {period}: approval is required (require_approval): name who approved the reviewed draft with `payout close --period {period} --approved-by NAME`"
+    )]
+    ApprovalRequired { period: Period },
+    #[error("cannot close {period}: --approved-by must name a person: {problem}")]
+    BadApprover {
+        period: Period,
+        problem: &'static str,
+    },
     #[error(
         "cannot close {period}: {partners} not in partners.csv but would have revenue lines booked by this close (PARTNER_MISSING in exceptions.csv); put the partner back in partners.csv (with its agreements terminated if it is to earn nothing), run the draft again (`payout run --period {period}`), then close"
     )]
     MissingPartnerLines { period: Period, partners: String },
+}
+
+/// The sign-off a close is given: who approved it, and whether an approval is required
+/// (`require_approval`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignOff {
+    pub approved_by: Option<String>,
+    pub required: bool,
+}
+
+/// The longest approver name kept: a name, not a document.
+const MAX_APPROVER_CHARS: usize = 200;
+
+impl SignOff {
+    /// `approved_by` trimmed; an empty one is no approval (and refused by `ensure_sign_off`).
+    pub fn new(approved_by: Option<&str>, required: bool) -> Self {
+        Self {
+            approved_by: approved_by.map(|name| name.trim().to_owned()),
+            required,
+        }
+    }
+}
+
+/// Refuses a close without the approval the settings require, or with an approver name that
+/// is empty, too long or holds control characters (it is shown in status and the manifest).
+pub fn ensure_sign_off(period: Period, sign_off: &SignOff) -> Result<(), CloseRefused> {
+    let Some(name) = &sign_off.approved_by else {
+        return match sign_off.required {
+            true => Err(CloseRefused::ApprovalRequired { period }),
+            false => Ok(()),
+        };
+    };
+    let problem = if name.is_empty() {
+        Some("the name is empty")
+    } else if name.chars().count() > MAX_APPROVER_CHARS {
+        Some("the name is longer than 200 characters")
+    } else if name.chars().any(char::is_control) {
+        Some("the name holds a control character")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(CloseRefused::BadApprover { period, problem }),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a period that has not ended on `today`: it can be closed from the first day of the
@@ -132,6 +186,39 @@ impl Fingerprint {
         text
     }
 
+    /// The master-data files whose content differs in `current` (changed, added or gone),
+    /// sorted by name.
+    pub fn changed_master_files(&self, current: &Fingerprint) -> Vec<String> {
+        let mut changed: Vec<String> = current
+            .master
+            .iter()
+            .filter(|file| !self.master.contains(file))
+            .map(|file| file.name.clone())
+            .collect();
+        changed.extend(
+            self.master
+                .iter()
+                .filter(|file| !current.master.iter().any(|f| f.name == file.name))
+                .map(|file| file.name.clone()),
+        );
+        changed.sort_unstable();
+        changed.dedup();
+        changed
+    }
+
+    /// Whether a period was closed between this fingerprint and `current` (the balances moved).
+    pub fn closes_differ(&self, current: &Fingerprint) -> bool {
+        let closes = |ledger: &str| -> Vec<String> {
+            ledger
+                .split('/')
+                .skip(LEDGER_CLOSE_PARTS.start)
+                .take(LEDGER_CLOSE_PARTS.len())
+                .map(str::to_owned)
+                .collect()
+        };
+        closes(&self.ledger_version) != closes(&current.ledger_version)
+    }
+
     /// Reads `text`; `None` when it is not a fingerprint.
     pub fn parse(text: &str) -> Option<Self> {
         let mut parts = text.split('|');
@@ -197,22 +284,7 @@ fn describe_changes(c: &DraftComparison<'_>) -> Vec<String> {
     if !new_files.is_empty() {
         changes.push(format!("new revenue file(s): {}", new_files.join(", ")));
     }
-    let mut master_changed: Vec<&str> = c
-        .current
-        .master
-        .iter()
-        .filter(|file| !c.draft.master.contains(file))
-        .map(|file| file.name.as_str())
-        .collect();
-    master_changed.extend(
-        c.draft
-            .master
-            .iter()
-            .filter(|file| !c.current.master.iter().any(|f| f.name == file.name))
-            .map(|file| file.name.as_str()),
-    );
-    master_changed.sort_unstable();
-    master_changed.dedup();
+    let master_changed = c.draft.changed_master_files(c.current);
     if !master_changed.is_empty() {
         changes.push(format!(
             "master-data snapshot changed: {}",
@@ -225,15 +297,7 @@ fn describe_changes(c: &DraftComparison<'_>) -> Vec<String> {
             c.retried_rows
         ));
     }
-    let closes = |ledger: &str| -> Vec<String> {
-        ledger
-            .split('/')
-            .skip(LEDGER_CLOSE_PARTS.start)
-            .take(LEDGER_CLOSE_PARTS.len())
-            .map(str::to_owned)
-            .collect()
-    };
-    if closes(&c.draft.ledger_version) != closes(&c.current.ledger_version) {
+    if c.draft.closes_differ(c.current) {
         changes.push("another period was closed since the draft (the balances moved)".to_owned());
     }
     if changes.is_empty() {
@@ -347,7 +411,7 @@ mod tests {
             "cannot close 2026-10: the figures would differ from its latest draft, which is what was reviewed \
              (new revenue file(s): revenue/b.csv; master-data snapshot changed: partners.csv; \
              2 retried row(s) ingested since the draft; another period was closed since the draft (the balances moved)); \
-             run the draft again (`payout run --period 2026-10`), review it, then close"
+             run the draft again (`payout run --period 2026-10`), review its changes.csv (what changed per partner, and why), then close"
         );
         let same = DraftComparison {
             draft: &draft,
@@ -357,6 +421,32 @@ mod tests {
             retried_rows: 0,
         };
         assert!(ensure_matches_draft(period("2026-10"), &same).is_ok());
+    }
+
+    #[test]
+    fn a_required_approval_must_name_someone() {
+        let p = period("2026-10");
+        assert!(ensure_sign_off(p, &SignOff::default()).is_ok());
+        let required = SignOff::new(None, true);
+        assert!(
+            ensure_sign_off(p, &required)
+                .unwrap_err()
+                .to_string()
+                .contains("--approved-by NAME")
+        );
+        assert!(ensure_sign_off(p, &SignOff::new(Some(" Ana Díaz "), true)).is_ok());
+        assert_eq!(
+            SignOff::new(Some(" Ana Díaz "), true)
+                .approved_by
+                .as_deref(),
+            Some("Ana Díaz")
+        );
+        for bad in ["  ", "a\nb", &"x".repeat(201)] {
+            assert!(
+                ensure_sign_off(p, &SignOff::new(Some(bad), false)).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

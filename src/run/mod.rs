@@ -9,7 +9,8 @@
 //! - `draft`: `run`, the draft reports and their fingerprint;
 //! - `preview`: the draft from the input folder alone, through the same ingest loop;
 //! - `close`: `close` and the statement recipients;
-//! - `guard`: the pure refusals of `close` (not ended, draft changed, missing partners).
+//! - `guard`: the pure refusals of `close` (not ended, draft changed, missing partners);
+//! - `review`: the review pack of a report folder (`changes.csv`, `manifest.json`).
 
 mod close;
 mod compute;
@@ -17,6 +18,7 @@ mod draft;
 pub mod guard;
 mod ingest;
 mod preview;
+mod review;
 
 pub use close::{CloseResult, close, statement_recipients};
 pub use draft::{RunOutcome, run};
@@ -47,6 +49,8 @@ const LEDGER_LEASE_WAIT: Duration = Duration::from_secs(30 * 60);
 pub struct Paths {
     pub data_dir: PathBuf,
     pub reports_dir: PathBuf,
+    /// Start every CSV report with a UTF-8 byte-order mark (`--csv-bom`; default off).
+    pub csv_bom: bool,
 }
 
 /// Test hook: with `PAYOUT_FAILPOINT=<name>` the process dies at that point as under `kill -9`

@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use super::ingest::{Begin, FileSink, IngestSummary, Ingested, Rejected, read_files};
 use super::load_master;
-use crate::domain::exception::ExceptionRow;
+use crate::domain::exception::{ExceptionRow, RowFields};
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
 use crate::earnings::{Detail, PeriodComputer};
@@ -134,13 +134,20 @@ impl FileSink for ComputeSink<'_, '_> {
 
     async fn finish(&mut self, _file: &RevenueFile, ingest: FileIngest) -> anyhow::Result<()> {
         let rows = self.file_rows.drain(..).chain(ingest.rejections);
-        self.exceptions.extend(rows.map(|r| ExceptionRow {
-            source_file: r.source_file,
-            line: r.line,
-            record_id: r.record_id,
-            reason: r.reason.code().to_owned(),
-            detail: r.detail,
-            raw: r.raw,
+        self.exceptions.extend(rows.map(|r| {
+            ExceptionRow {
+                source_file: r.source_file,
+                line: r.line,
+                record_id: r.record_id,
+                reason: r.reason.code().to_owned(),
+                detail: r.detail,
+                raw: r.raw,
+                fields: r
+                    .fields
+                    .as_ref()
+                    .map(RowFields::from_revenue_fields)
+                    .unwrap_or_default(),
+            }
         }));
         Ok(())
     }
@@ -171,5 +178,6 @@ fn file_rejection(source_file: &str, detail: String) -> ExceptionRow {
         reason: RejectReason::FileRejected.code().to_owned(),
         detail,
         raw: String::new(),
+        fields: RowFields::default(),
     }
 }

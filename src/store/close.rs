@@ -14,6 +14,7 @@ use super::{
 use crate::domain::balance::Balances;
 
 use crate::domain::period::Period;
+use crate::domain::review::CloseApproval;
 use crate::domain::statement::StatementRecord;
 
 const STATEMENTS: InsertInto = InsertInto {
@@ -75,6 +76,8 @@ pub struct ClosePlan<'a> {
     pub statements: &'a [StatementRecord],
     pub booked_segments: &'a [i64],
     pub messages: &'a [OutboxMessage],
+    /// Who approved the close (`--approved-by`), recorded in the same transaction.
+    pub approval: Option<&'a CloseApproval>,
 }
 
 impl Store {
@@ -209,6 +212,9 @@ impl Store {
                 .await?;
         }
         Self::insert_outbox(&mut tx, close.messages, self.now_ms()).await?;
+        if let Some(approval) = close.approval {
+            Self::insert_approval(&mut tx, &period, close.close_id, approval).await?;
+        }
         tx.commit().await?;
         Ok(CloseOutcome::Closed)
     }

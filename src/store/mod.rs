@@ -17,6 +17,7 @@ mod migrations;
 mod outbox;
 mod resend;
 mod revenue;
+mod review;
 mod runs;
 mod status;
 
@@ -35,9 +36,11 @@ pub use lease::Lease;
 pub use outbox::{ClaimedMessage, DeliveryOutcome, OutboxMessage, WaveProgress};
 pub use resend::{ResendOutcome, ResendRequest, ResendStatus};
 pub use revenue::{FileWriter, MISSING_PARTNER_SOURCE, StoredSegment};
+pub use review::{PublishedDraft, ReportKind, ReportSnapshot};
 pub use status::{
-    CurrencyTotals, DraftRecord, FailedMessage, InputStatus, JobFileErrorStatus, JobStatus,
-    MissingPartnerStatus, PeriodStatus, RunStatus, StatusReport, WarningStatus, WaveStatus,
+    ApprovalStatus, CurrencyTotals, DraftRecord, FailedMessage, InputStatus, JobFileErrorStatus,
+    JobStatus, MissingPartnerStatus, PeriodStatus, RunStatus, StatusReport, WarningStatus,
+    WaveStatus,
 };
 
 use crate::domain::clock::{Clock, SystemClock};

@@ -10,7 +10,7 @@ use sqlx::any::AnyRow;
 
 use super::insert::InsertInto;
 use super::{Store, StoreError, StoreResult, parse_period_opt, retried_reasons_sql};
-use crate::domain::exception::ExceptionRow;
+use crate::domain::exception::{ExceptionRow, RowFields};
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
 use crate::domain::revenue::{FileIngest, PendingRow, Rejection, RetryResolution, Segment};
@@ -244,7 +244,7 @@ impl Store {
     /// Every rejection still open, in report order (SPEC §7.1).
     pub async fn open_exceptions(&self) -> StoreResult<Vec<ExceptionRow>> {
         let rows = sqlx::query(
-            "SELECT source_file, line, record_id, reason, detail, raw FROM rejections WHERE status = 'open' \
+            "SELECT source_file, line, record_id, reason, detail, raw, fields FROM rejections WHERE status = 'open' \
              ORDER BY source_file, line, id",
         )
         .fetch_all(&self.pool)
@@ -258,6 +258,7 @@ impl Store {
                     reason: row.try_get(3)?,
                     detail: row.try_get(4)?,
                     raw: row.try_get(5)?,
+                    fields: stored_row_fields(row.try_get(6)?)?,
                 })
             })
             .collect()
@@ -425,4 +426,23 @@ impl FileWriter {
         self.tx.rollback().await?;
         Ok(())
     }
+}
+
+/// A rejection's stored `fields`: the seven revenue fields (a JSON array), or the partner of a
+/// `PARTNER_MISSING` row (a JSON object); none for a file or a malformed row.
+fn stored_row_fields(json: Option<String>) -> StoreResult<RowFields> {
+    let Some(json) = json else {
+        return Ok(RowFields::default());
+    };
+    let value: serde_json::Value = serde_json::from_str(&json)
+        .map_err(|e| StoreError::Corrupt(format!("rejection fields: {e}")))?;
+    if let Some(partner_id) = value.get("partner_id").and_then(|p| p.as_str()) {
+        return Ok(RowFields {
+            partner_id: partner_id.to_owned(),
+            ..RowFields::default()
+        });
+    }
+    let fields: [String; 7] = serde_json::from_value(value)
+        .map_err(|e| StoreError::Corrupt(format!("rejection fields: {e}")))?;
+    Ok(RowFields::from_revenue_fields(&fields))
 }

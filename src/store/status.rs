@@ -32,6 +32,19 @@ pub struct PeriodStatus {
     pub closed_at: Option<String>,
     pub revenue_lines: u64,
     pub totals: Vec<CurrencyTotals>,
+    /// Partners whose `payouts.csv` row changed in the period's latest report folder, against
+    /// the draft before it (`changes.csv`); null before the first draft.
+    pub changed_partners: Option<u64>,
+    /// Who approved the close, when, and the draft fingerprint approved; null when nobody did.
+    pub approval: Option<ApprovalStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApprovalStatus {
+    pub approved_by: String,
+    pub approved_at: String,
+    pub draft_run_id: String,
+    pub draft_fingerprint: String,
 }
 
 /// A published draft: its run, fingerprint and start.
@@ -232,6 +245,8 @@ impl Store {
                     state: "closed".into(),
                     closed_at: Some(rfc3339(row.try_get(1)?)),
                     totals,
+                    changed_partners: None,
+                    approval: None,
                 },
             );
         }
@@ -245,8 +260,24 @@ impl Store {
                     closed_at: None,
                     revenue_lines: lines,
                     totals: vec![],
+                    changed_partners: None,
+                    approval: None,
                 },
             );
+        }
+        let mut approvals = self.close_approvals().await?;
+        for (period, changed) in self.changed_partners_by_period().await? {
+            if let Some(status) = periods.get_mut(&period) {
+                status.changed_partners = Some(changed);
+            }
+        }
+        for (period, status) in periods.iter_mut() {
+            status.approval = approvals.remove(period).map(|a| ApprovalStatus {
+                approved_by: a.approved_by,
+                approved_at: rfc3339(a.approved_at_ms),
+                draft_run_id: a.draft_run_id,
+                draft_fingerprint: a.draft_fingerprint,
+            });
         }
 
         let mut runs = Vec::new();
