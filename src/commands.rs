@@ -12,6 +12,7 @@ use crate::ingest::MasterData;
 use crate::ingest::warning::Warnings;
 use crate::notify::Renderer;
 use crate::notify::delivery::DeliveryConfig;
+use crate::notify::smtp::SmtpSettings;
 use crate::run::{self, CloseResult, Paths, RunOutcome};
 use crate::scheduler::{self, JobCommand, JobRun, Runner};
 use crate::settings::Settings;
@@ -106,7 +107,11 @@ pub async fn execute(
             max_retry_wait_secs,
         } => {
             let config = DeliveryConfig {
-                smtp_url: settings.smtp_url.clone(),
+                smtp: settings.smtp_url.clone().map(|url| SmtpSettings {
+                    url,
+                    ca_file: settings.smtp_ca_file.clone(),
+                    timeout: settings.smtp_timeout,
+                }),
                 mail_dir: settings.mail_dir.clone(),
                 from: settings.mail_from.clone(),
                 connections,

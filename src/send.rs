@@ -1,9 +1,10 @@
 //! `payout send`: delivers the outbox. Senders claim rows, compose each message (the statement
 //! PDF is rendered again from the recorded figures), and deliver over `--connections` SMTP
 //! connections kept open across messages, or as `.eml` files (`notify::delivery`). Temporary
-//! failures are retried with exponential backoff up to `MAX_SMTP_ATTEMPTS`, and so is a store
-//! error while composing a message (the row stays queued); permanent ones are marked failed
-//! with the server's reply; an unreachable server leaves every message queued. A message keeps
+//! failures (4xx, a command not answered within the SMTP timeout) are retried with exponential
+//! backoff up to `MAX_SMTP_ATTEMPTS`, and so is a store error while composing a message (the
+//! row stays queued); permanent ones are marked failed with the server's reply; an unreachable,
+//! refusing or silent server stops the send and leaves every message queued. A message keeps
 //! its `Message-ID` for life, so a crash between the server's acceptance and the row being
 //! marked sent can at worst send the same message again.
 
@@ -63,11 +64,8 @@ fn outcome(
         }
         Attempt::Temporary(reason) => {
             report.summary.retried += 1;
-            let backoff = retry_base_ms
-                .saturating_mul(1 << message.attempts.clamp(0, 20))
-                .min(MAX_BACKOFF_MS);
             DeliveryOutcome::Retry {
-                next_attempt_at_ms: now_ms() + backoff as i64,
+                next_attempt_at_ms: now_ms() + backoff_ms(message, retry_base_ms),
                 error: reason,
             }
         }
@@ -75,7 +73,23 @@ fn outcome(
             report.unavailable = Some(reason);
             DeliveryOutcome::Release
         }
+        Attempt::Stalled(reason) => {
+            tracing::warn!(id = message.id, %reason, "mail server not answering");
+            report.summary.retried += 1;
+            report.unavailable = Some(format!("not answering: {reason}"));
+            DeliveryOutcome::Deferred {
+                next_attempt_at_ms: now_ms() + backoff_ms(message, retry_base_ms),
+                error: reason,
+            }
+        }
     }
+}
+
+/// `retry_base_ms` doubled per attempt already made, capped at `MAX_BACKOFF_MS`.
+fn backoff_ms(message: &ClaimedMessage, retry_base_ms: u64) -> i64 {
+    retry_base_ms
+        .saturating_mul(1 << message.attempts.clamp(0, 20))
+        .min(MAX_BACKOFF_MS) as i64
 }
 
 /// Composes every message of a batch, rendering on every core; a statement's recorded figures

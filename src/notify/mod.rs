@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod pdf;
+pub mod smtp;
 pub mod statement;
 pub mod templates;
 pub mod waves;

@@ -182,6 +182,14 @@ impl Store {
                 .bind(claimer.to_owned())
                 .bind(*next_attempt_at_ms)
                 .bind(error.clone()),
+                DeliveryOutcome::Deferred { next_attempt_at_ms, error } => sqlx::query(
+                    "UPDATE outbox SET status = 'queued', next_attempt_at_ms = $3, last_error = $4, \
+                     claimed_by = NULL WHERE id = $1 AND claimed_by = $2",
+                )
+                .bind(*id)
+                .bind(claimer.to_owned())
+                .bind(*next_attempt_at_ms)
+                .bind(error.clone()),
                 DeliveryOutcome::Failed(error) => sqlx::query(
                     "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $3, claimed_by = NULL \
                      WHERE id = $1 AND claimed_by = $2",

@@ -26,12 +26,20 @@ impl SmtpSink {
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::start_with(port, &[], &[])
+    }
+
+    /// A sink with extra options of `tests/smtp_sink.py` (`--tls-cert`, `--auth-user`, …) and
+    /// environment variables (`SINK_AUTH_PASSWORD`).
+    pub fn start_with(port: u16, options: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
             .args(["--port", &port.to_string(), "--dir"])
             .arg(dir.path())
+            .args(options)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 with aiosmtpd (apt-get install python3-aiosmtpd)");
