@@ -113,6 +113,7 @@ pub async fn execute(
                     timeout: settings.smtp_timeout,
                 }),
                 mail_dir: settings.mail_dir.clone(),
+                reports_dir: settings.reports_dir.clone(),
                 from: settings.mail_from.clone(),
                 connections,
                 retry_base_ms,

@@ -36,4 +36,8 @@ pub struct StatementRecord {
     /// `;`-joined, sorted.
     pub hold_reasons: String,
     pub lines: Vec<StatementLineRecord>,
+    /// SHA-256 (hex) of the PDF the close rendered and filed; `None` until it is rendered (and
+    /// for statements closed before the PDF was filed with its hash).
+    #[serde(skip)]
+    pub pdf_sha256: Option<String>,
 }

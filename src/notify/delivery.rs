@@ -1,8 +1,9 @@
 //! Composing and delivering one message: the transports (SMTP sessions kept open across
 //! messages, see `notify::smtp`, or `.eml` files without an SMTP URL), how an attempt ended
 //! (sent, temporary, permanent, unavailable, stalled), and the MIME message built
-//! from a claimed outbox row and, for a statement, its recorded figures (the PDF is rendered
-//! again from them). Which rows to send, retries and recording outcomes are `crate::send`'s:
+//! from a claimed outbox row and, for a statement, its recorded figures and the PDF the close
+//! filed (attached byte for byte; rendered again only for statements closed before PDFs were
+//! filed with their hash). Which rows to send, retries and recording outcomes are `crate::send`'s:
 //! nothing here touches the store.
 
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ pub struct DeliveryConfig {
     pub smtp: Option<SmtpSettings>,
     pub mail_dir: PathBuf,
     pub from: String,
+    /// The reports folder: statement PDFs are attached from `<period>/statements/` as filed.
+    pub reports_dir: PathBuf,
     /// SMTP connections (and messages in flight) at once.
     pub connections: usize,
     /// First retry delay; doubled on each further attempt.
@@ -172,13 +175,16 @@ pub fn mailbox(name: &str, address: &str) -> Result<Mailbox, String> {
     ))
 }
 
-/// Builds the message of `message`; a statement's comes with its recorded figures, which the
-/// caller loaded (`None`: there is no statement, and the message can never be sent).
+/// Builds the message of `message`; a statement's comes with its recorded figures and the PDF
+/// the close filed, which the caller loaded and checked against the recorded hash (`None`:
+/// there is no statement, and the message can never be sent). A statement closed before PDFs
+/// were filed with their hash has no filed PDF: it is rendered again from the figures.
 pub fn compose(
     renderer: &Renderer,
     from: &Mailbox,
     message: &ClaimedMessage,
     statement: Option<&StatementRecord>,
+    filed_pdf: Option<Vec<u8>>,
 ) -> Result<Message, ComposeError> {
     use ComposeError::Permanent;
     let to = mailbox(&message.recipient_name, &message.recipient).map_err(Permanent)?;
@@ -194,9 +200,21 @@ pub fn compose(
             })?;
             let doc = StatementDoc::new(record, &renderer.templates)
                 .map_err(|e| ComposeError::Permanent(format!("rendering the statement: {e}")))?;
-            let (_, pdf) = renderer
-                .statement(record)
-                .map_err(|e| Permanent(format!("rendering the statement: {e:#}")))?;
+            let pdf = match (filed_pdf, &record.pdf_sha256) {
+                (Some(pdf), Some(_)) => pdf,
+                (None, None) => {
+                    renderer
+                        .statement(record)
+                        .map_err(|e| Permanent(format!("rendering the statement: {e:#}")))?
+                        .1
+                }
+                // Invariant of the caller (`send`); refused rather than rendered again.
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(Permanent(
+                        "the filed statement PDF was not loaded with its recorded hash".into(),
+                    ));
+                }
+            };
             attachment = Some((
                 format!("statement-{}-{}.pdf", record.partner_id, record.period),
                 pdf,

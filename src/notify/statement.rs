@@ -52,6 +52,7 @@ impl StatementRecord {
                     earning: c.earning.clone(),
                 })
                 .collect(),
+            pdf_sha256: None,
         }
     }
 

@@ -156,7 +156,7 @@ async fn close_locked(
                     gap.detail
                 );
             }
-            let statements: Vec<StatementRecord> = computation
+            let mut statements: Vec<StatementRecord> = computation
                 .payouts
                 .iter()
                 .map(|figures| {
@@ -186,7 +186,8 @@ async fn close_locked(
             let exceptions = store.open_exceptions().await?;
             reports::write_period_reports(&staged, &computation, &exceptions)
                 .with_context(|| format!("writing reports to {}", staged.display()))?;
-            Renderer::new()?.write_statements(&staged.join("statements"), &statements)?;
+            // Rendered once, here: the hashes go into the close, and `send` attaches these files.
+            Renderer::new()?.write_statements(&staged.join("statements"), &mut statements)?;
             let plan = ClosePlan {
                 period,
                 close_id: &close_id,

@@ -35,6 +35,7 @@ const STATEMENTS: InsertInto = InsertInto {
         "held",
         "status",
         "hold_reasons",
+        "pdf_sha256",
     ],
     suffix: "",
 };
@@ -182,7 +183,8 @@ impl Store {
                     .push_bind(record.carried.clone())
                     .push_bind(record.held.clone())
                     .push_bind(record.status.clone())
-                    .push_bind(record.hold_reasons.clone());
+                    .push_bind(record.hold_reasons.clone())
+                    .push_bind(record.pdf_sha256.clone());
             })
             .await?;
         let lines = close.statements.iter().flat_map(|record| {

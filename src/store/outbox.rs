@@ -217,7 +217,7 @@ impl Store {
     ) -> StoreResult<Option<StatementRecord>> {
         let Some(row) = sqlx::query(
             "SELECT partner_name, program_id, program_name, currency, language, earned, adjustments, released, carried_in, \
-             payable, carried, held, status, hold_reasons FROM statements WHERE period = $1 AND partner_id = $2",
+             payable, carried, held, status, hold_reasons, pdf_sha256 FROM statements WHERE period = $1 AND partner_id = $2",
         )
         .bind(period.to_owned())
         .bind(partner_id.to_owned())
@@ -265,6 +265,7 @@ impl Store {
             status: row.try_get(12)?,
             hold_reasons: row.try_get(13)?,
             lines,
+            pdf_sha256: row.try_get(14)?,
         }))
     }
 

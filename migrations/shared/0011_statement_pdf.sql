@@ -1,0 +1,6 @@
+-- The SHA-256 (lowercase hex) of each statement's PDF as the close rendered it and filed it in
+-- reports/<period>/statements/<partner_id>.pdf. `payout send` attaches exactly the filed bytes
+-- after checking them against it; a changed or missing file fails that message. NULL for a
+-- statement closed before this migration (its PDF is rendered again from the figures at send).
+ALTER TABLE statements ADD COLUMN pdf_sha256 TEXT
+    CHECK (pdf_sha256 IS NULL OR length(pdf_sha256) = 64);
