@@ -4,3 +4,9 @@
 -- statement closed before this migration (its PDF is rendered again from the figures at send).
 ALTER TABLE statements ADD COLUMN pdf_sha256 TEXT
     CHECK (pdf_sha256 IS NULL OR length(pdf_sha256) = 64);
+
+-- What the statement tells the partner beyond its figures: why it was not eligible for the
+-- period (eligibility reason codes, `;`-joined, sorted; empty when eligible) and, for a partner
+-- enrolled after the as-of date, the date its enrolment takes effect.
+ALTER TABLE statements ADD COLUMN eligibility_reasons TEXT NOT NULL DEFAULT '';
+ALTER TABLE statements ADD COLUMN enrolled_on TEXT;

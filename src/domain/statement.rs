@@ -36,6 +36,11 @@ pub struct StatementRecord {
     /// `;`-joined, sorted.
     pub hold_reasons: String,
     pub lines: Vec<StatementLineRecord>,
+    /// Why the partner was not eligible for the period: `;`-joined, sorted; empty if eligible.
+    pub eligibility_reasons: String,
+    /// The partner's enrolment date (`YYYY-MM-DD`) when it has one; with a `NOT_ENROLLED` hold
+    /// it is after the as-of date, and the statement says from when the partner is enrolled.
+    pub enrolled_on: Option<String>,
     /// SHA-256 (hex) of the PDF the close rendered and filed; `None` until it is rendered (and
     /// for statements closed before the PDF was filed with its hash).
     #[serde(skip)]

@@ -52,6 +52,8 @@ impl StatementRecord {
                     earning: c.earning.clone(),
                 })
                 .collect(),
+            eligibility_reasons: String::new(),
+            enrolled_on: None,
             pdf_sha256: None,
         }
     }

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
+use crate::domain::reasons::join_codes;
 use crate::earnings::Detail;
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
@@ -156,6 +157,8 @@ async fn close_locked(
                     gap.detail
                 );
             }
+            let eligibility: std::collections::HashMap<&str, &crate::earnings::EligibilityRow> =
+                computation.eligibility.iter().map(|row| (row.partner_id.as_str(), row)).collect();
             let mut statements: Vec<StatementRecord> = computation
                 .payouts
                 .iter()
@@ -165,7 +168,13 @@ async fn close_locked(
                     let program_name = partner
                         .and_then(|p| master.programs.for_type(p.partner_type))
                         .map_or("", |p| p.name.as_str());
-                    StatementRecord::from_figures(figures, period, program_name, language)
+                    let mut record = StatementRecord::from_figures(figures, period, program_name, language);
+                    // What the statement explains beyond the figures (SPEC §3 eligibility, holds).
+                    if let Some(row) = eligibility.get(figures.partner_id.as_str()) {
+                        record.eligibility_reasons = join_codes(row.reasons.iter().map(|r| r.code()));
+                    }
+                    record.enrolled_on = partner.and_then(|p| p.enrolled_on).map(|d| d.to_string());
+                    record
                 })
                 .collect();
             let messages: Vec<OutboxMessage> = computation

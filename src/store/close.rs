@@ -36,6 +36,8 @@ const STATEMENTS: InsertInto = InsertInto {
         "status",
         "hold_reasons",
         "pdf_sha256",
+        "eligibility_reasons",
+        "enrolled_on",
     ],
     suffix: "",
 };
@@ -184,7 +186,9 @@ impl Store {
                     .push_bind(record.held.clone())
                     .push_bind(record.status.clone())
                     .push_bind(record.hold_reasons.clone())
-                    .push_bind(record.pdf_sha256.clone());
+                    .push_bind(record.pdf_sha256.clone())
+                    .push_bind(record.eligibility_reasons.clone())
+                    .push_bind(record.enrolled_on.clone());
             })
             .await?;
         let lines = close.statements.iter().flat_map(|record| {

@@ -135,7 +135,7 @@ mod tests {
         (
             11,
             "statement pdf",
-            "21ee28d61ba35dbdbaf5185351e876e10eb29bf75ad7349d5095af3edd8013db7e1a0430dd466fda96cca146eb20fa53",
+            "bb730f02d424ce70f1dd02c1ea29b6d6a03837c02eb8ef56b7b3fca69ce4fbaffbe5fe2ad369d754436d671c26cf9055",
         ),
     ];
 
@@ -183,7 +183,7 @@ mod tests {
         (
             11,
             "statement pdf",
-            "21ee28d61ba35dbdbaf5185351e876e10eb29bf75ad7349d5095af3edd8013db7e1a0430dd466fda96cca146eb20fa53",
+            "bb730f02d424ce70f1dd02c1ea29b6d6a03837c02eb8ef56b7b3fca69ce4fbaffbe5fe2ad369d754436d671c26cf9055",
         ),
     ];
 

@@ -217,7 +217,8 @@ impl Store {
     ) -> StoreResult<Option<StatementRecord>> {
         let Some(row) = sqlx::query(
             "SELECT partner_name, program_id, program_name, currency, language, earned, adjustments, released, carried_in, \
-             payable, carried, held, status, hold_reasons, pdf_sha256 FROM statements WHERE period = $1 AND partner_id = $2",
+             payable, carried, held, status, hold_reasons, pdf_sha256, \
+             eligibility_reasons, enrolled_on FROM statements WHERE period = $1 AND partner_id = $2",
         )
         .bind(period.to_owned())
         .bind(partner_id.to_owned())
@@ -266,6 +267,8 @@ impl Store {
             hold_reasons: row.try_get(13)?,
             lines,
             pdf_sha256: row.try_get(14)?,
+            eligibility_reasons: row.try_get(15)?,
+            enrolled_on: row.try_get(16)?,
         }))
     }
 
