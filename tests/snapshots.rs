@@ -13,7 +13,11 @@ async fn statement_html_in_english_and_korean() {
     env.ok(&["close", "--period", "2026-09"]);
     env.add_late_file();
     env.ok(&["close", "--period", "2026-10"]);
-    for partner in ["1000001", "1000005", "1000014"] {
+    // Payable, Korean payable, ineligible, enrolled after the as-of date (held), debit carried
+    // forward, Korean below the threshold.
+    for partner in [
+        "1000001", "1000005", "1000007", "1000014", "1000015", "1000022",
+    ] {
         let html = std::fs::read_to_string(
             env.reports
                 .join(format!("2026-10/statements/{partner}.html")),

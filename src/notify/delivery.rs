@@ -222,7 +222,7 @@ pub fn compose(
             let context = json!({
                 "recipient_name": message.recipient_name, "partner_name": doc.partner_name, "partner_id": doc.partner_id,
                 "program_name": doc.program_name, "period": doc.period, "payable": doc.payable, "carried": doc.carried,
-                "held": doc.held, "status_text": doc.status_text, "holds": doc.holds,
+                "held": doc.held, "status_text": doc.status_text, "holds": doc.holds, "ineligible": doc.ineligible,
             });
             renderer
                 .templates

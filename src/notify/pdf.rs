@@ -443,11 +443,17 @@ pub fn render_statement_pdf(
     }
     l.y += 12.0;
 
-    if !doc.holds.is_empty() {
+    for (title, items) in [
+        ("eligibility_title", &doc.ineligible),
+        ("holds_title", &doc.holds),
+    ] {
+        if items.is_empty() {
+            continue;
+        }
         l.need(40.0);
-        l.text(MARGIN, 12.0, true, Color::Text, &label("holds_title"));
-        l.y += 18.0;
-        for hold in &doc.holds {
+        l.paragraph(MARGIN, 12.0, true, Color::Text, &label(title));
+        l.y += 4.0;
+        for hold in items {
             l.paragraph(
                 MARGIN + 10.0,
                 10.0,

@@ -125,6 +125,9 @@ pub struct StatementDoc {
     pub status: String,
     pub status_text: String,
     pub holds: Vec<HoldDoc>,
+    /// Why the partner was not eligible for the period and what restores eligibility, one
+    /// entry per failed rule (SPEC §3); empty when eligible.
+    pub ineligible: Vec<HoldDoc>,
 }
 
 /// A stored statement that cannot be shown: its amounts cannot be rounded for display.
@@ -154,6 +157,7 @@ impl StatementDoc {
                 period: record.period.clone(),
                 currency: record.currency.clone(),
             })?;
+        let eligible = record.eligibility_reasons.is_empty();
         let lines = record
             .lines
             .iter()
@@ -166,7 +170,15 @@ impl StatementDoc {
                 }),
                 lines: line.lines,
                 revenue: display_money(&line.revenue, &line.line_currency),
-                rate_label: line.rate.clone().unwrap_or_else(|| label("no_rate")),
+                rate_label: line.rate.clone().unwrap_or_else(|| {
+                    // An ineligible partner's lines earn nothing because of eligibility, not
+                    // because their category has no rate.
+                    label(if eligible {
+                        "no_rate"
+                    } else {
+                        "not_eligible_rate"
+                    })
+                }),
                 earning: group_thousands(
                     &Money::round_exact_text(&line.earning, payout_currency)
                         .map_or_else(|| line.earning.clone(), |shown| shown.to_string()),
@@ -191,16 +203,49 @@ impl StatementDoc {
             carried: money(&record.carried),
             held: money(&record.held),
             status: record.status.clone(),
-            status_text: templates.label(language, &format!("statuses.{}", record.status)),
+            status_text: label(&format!("statuses.{}", status_key(record))),
             holds: record
                 .hold_codes()
+                .map(|code| {
+                    // Enrolled after the as-of date: enrolled from that date, paid from the
+                    // next period; nothing to enrol in.
+                    let key = match (code, &record.enrolled_on) {
+                        ("NOT_ENROLLED", Some(_)) => "ENROLLED_AFTER_AS_OF",
+                        _ => code,
+                    };
+                    let date = record.enrolled_on.as_deref().unwrap_or_default();
+                    HoldDoc {
+                        code: code.to_owned(),
+                        text: label(&format!("holds.{key}.text")).replace("{date}", date),
+                        action: label(&format!("holds.{key}.action")).replace("{date}", date),
+                    }
+                })
+                .collect(),
+            ineligible: record
+                .eligibility_reasons
+                .split(';')
+                .filter(|code| !code.is_empty())
                 .map(|code| HoldDoc {
                     code: code.to_owned(),
-                    text: templates.label(language, &format!("holds.{code}.text")),
-                    action: templates.label(language, &format!("holds.{code}.action")),
+                    text: label(&format!("eligibility.{code}.text")),
+                    action: label(&format!("eligibility.{code}.action")),
                 })
                 .collect(),
         })
+    }
+}
+
+/// The key of the status sentence: a negative carried balance is a debit carried forward, and
+/// an ineligible partner below the threshold earned nothing because it was not eligible.
+fn status_key(record: &StatementRecord) -> &str {
+    let below = record.status == "BELOW_THRESHOLD";
+    // Money text never has a sign on zero (SPEC §7.12): a leading `-` is a debit.
+    if below && record.carried.starts_with('-') {
+        "DEBIT_CARRIED"
+    } else if below && !record.eligibility_reasons.is_empty() {
+        "NOT_ELIGIBLE"
+    } else {
+        &record.status
     }
 }
 
