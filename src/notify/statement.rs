@@ -82,6 +82,24 @@ pub fn group_thousands(text: &str) -> String {
     }
 }
 
+/// Exact decimal text with the trailing zeros past the currency's minor units dropped
+/// (`3500000.00` KRW reads `3500000`, `12.500` USD `12.50`); digits that are not zeros stay,
+/// so nothing is rounded away.
+pub fn trim_to_minor(text: &str, minor_units: u32) -> String {
+    let Some((int_part, fraction)) = text.split_once('.') else {
+        return text.to_owned();
+    };
+    let keep = fraction
+        .trim_end_matches('0')
+        .len()
+        .max(minor_units as usize)
+        .min(fraction.len());
+    match keep {
+        0 => int_part.to_owned(),
+        _ => format!("{int_part}.{}", &fraction[..keep]),
+    }
+}
+
 /// An amount as a partner reads it: grouped digits and the currency code.
 pub fn display_money(minor_text: &str, currency: &str) -> String {
     format!("{} {currency}", group_thousands(minor_text))
@@ -169,7 +187,15 @@ impl StatementDoc {
                     "booking_earned"
                 }),
                 lines: line.lines,
-                revenue: display_money(&line.revenue, &line.line_currency),
+                revenue: display_money(
+                    &Currency::parse(&line.line_currency)
+                        .and_then(|c| c.minor_units().ok())
+                        .map_or_else(
+                            || line.revenue.clone(),
+                            |minor| trim_to_minor(&line.revenue, minor),
+                        ),
+                    &line.line_currency,
+                ),
                 rate_label: line.rate.clone().unwrap_or_else(|| {
                     // An ineligible partner's lines earn nothing because of eligibility, not
                     // because their category has no rate.
@@ -252,6 +278,16 @@ fn status_key(record: &StatementRecord) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revenue_shows_the_currency_decimals_and_every_digit_that_is_not_a_zero() {
+        assert_eq!(trim_to_minor("3500000.00", 0), "3500000");
+        assert_eq!(trim_to_minor("3500000.50", 0), "3500000.5");
+        assert_eq!(trim_to_minor("12.500000", 2), "12.50");
+        assert_eq!(trim_to_minor("12.5", 3), "12.5");
+        assert_eq!(trim_to_minor("-7.123400", 3), "-7.1234");
+        assert_eq!(trim_to_minor("900000", 0), "900000");
+    }
 
     #[test]
     fn thousands_are_grouped() {

@@ -18,19 +18,26 @@ use skrifa::instance::{LocationRef, Size};
 
 use super::statement::StatementDoc;
 use super::templates::{Language, Templates};
+use table::{Align, Column};
 
-static CJK_REGULAR: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Subset-Regular.otf");
-static CJK_BOLD: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Subset-Bold.otf");
+mod table;
+#[cfg(test)]
+mod tests;
+
+static CJK_REGULAR: &[u8] = include_bytes!("../fonts/NotoSansCJKkr-Subset-Regular.otf");
+static CJK_BOLD: &[u8] = include_bytes!("../fonts/NotoSansCJKkr-Subset-Bold.otf");
 /// The Latin part alone (about 37 KB): subsetting it per PDF is far cheaper, so statements
 /// whose every character it covers use it.
-static LATIN_REGULAR: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Latin-Regular.otf");
-static LATIN_BOLD: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Latin-Bold.otf");
+static LATIN_REGULAR: &[u8] = include_bytes!("../fonts/NotoSansCJKkr-Latin-Regular.otf");
+static LATIN_BOLD: &[u8] = include_bytes!("../fonts/NotoSansCJKkr-Latin-Bold.otf");
 
 const PAGE_WIDTH: f32 = 595.28;
 const PAGE_HEIGHT: f32 = 841.89;
 const MARGIN: f32 = 50.0;
 const BOTTOM: f32 = PAGE_HEIGHT - 60.0;
 const RIGHT: f32 = PAGE_WIDTH - MARGIN;
+/// Where the values of the partner block start.
+const META_VALUE_X: f32 = MARGIN + 130.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PdfError {
@@ -298,6 +305,15 @@ pub fn render_statement_pdf(
     templates: &Templates,
     fonts: &FontSet,
 ) -> Result<Vec<u8>, PdfError> {
+    write_pdf(layout_statement(doc, templates, fonts), doc)
+}
+
+/// The statement as pages of drawing operations.
+fn layout_statement<'f>(
+    doc: &StatementDoc,
+    templates: &Templates,
+    fonts: &'f FontSet,
+) -> Layout<'f> {
     let language = Language::from_code(&doc.language);
     let label = |key: &str| templates.label(language, key);
     // Every text the statement shows comes from the document and its labels.
@@ -330,57 +346,59 @@ pub fn render_statement_pdf(
         ("period", doc.period.as_str()),
         ("currency", doc.currency.as_str()),
     ] {
-        l.text(MARGIN, 9.5, false, Color::Muted, &label(key));
-        l.text(MARGIN + 130.0, 10.5, key == "partner", Color::Text, value);
-        l.y += 16.0;
+        // Label and value each wrap in their own column, so a long name cannot run over.
+        let top = l.y;
+        let labels = l.wrap(&label(key), 9.5, false, META_VALUE_X - MARGIN - 8.0);
+        let values = l.wrap(value, 10.5, key == "partner", RIGHT - META_VALUE_X);
+        for (at, line) in labels.iter().enumerate() {
+            l.y = top + at as f32 * 14.0;
+            l.text(MARGIN, 9.5, false, Color::Muted, line);
+        }
+        for (at, line) in values.iter().enumerate() {
+            l.y = top + at as f32 * 14.0;
+            l.text(META_VALUE_X, 10.5, key == "partner", Color::Text, line);
+        }
+        l.y = top + 16.0 + (labels.len().max(values.len()).max(1) - 1) as f32 * 14.0;
     }
     l.y += 14.0;
 
     l.text(MARGIN, 13.0, true, Color::Text, &label("lines_title"));
     l.y += 10.0;
-    // Columns: category, booked as, lines (right edge), revenue, rate, earning.
-    let (c_booking, r_lines, r_revenue, r_rate, r_earning) =
-        (MARGIN + 80.0, 300.0, 425.0, 470.0, RIGHT - 4.0);
     if doc.lines.is_empty() {
         l.y += 8.0;
         l.text(MARGIN, 10.0, false, Color::Muted, &label("no_lines"));
         l.y += 16.0;
     } else {
-        let band_y = l.y;
-        l.ops().push(Op::Rect {
-            x: MARGIN,
-            y: band_y,
-            w: RIGHT - MARGIN,
-            h: 18.0,
-            color: Color::Band,
-        });
-        l.y += 12.5;
-        l.text(MARGIN + 4.0, 8.5, true, Color::Text, &label("category"));
-        l.text(c_booking, 8.5, true, Color::Text, &label("booking"));
-        l.text_right(r_lines, 8.5, true, Color::Text, &label("lines"));
-        l.text_right(r_revenue, 8.5, true, Color::Text, &label("revenue"));
-        l.text_right(r_rate, 8.5, true, Color::Text, &label("rate"));
-        l.text_right(
-            r_earning,
-            8.5,
-            true,
-            Color::Text,
-            &format!("{} ({})", label("earning"), doc.currency),
-        );
-        l.y += 5.5;
-        for line in &doc.lines {
-            l.need(18.0);
-            l.y += 13.5;
-            l.text(MARGIN + 4.0, 9.5, false, Color::Text, &line.category);
-            l.text(c_booking, 9.5, false, Color::Text, &line.booking_label);
-            l.text_right(r_lines, 9.5, false, Color::Text, &line.lines.to_string());
-            l.text_right(r_revenue, 9.5, false, Color::Text, &line.revenue);
-            l.text_right(r_rate, 9.5, false, Color::Text, &line.rate_label);
-            l.text_right(r_earning, 9.5, false, Color::Text, &line.earning);
-            l.y += 5.0;
-            let y = l.y;
-            l.rule(y, 0.5, Color::Rule);
-        }
+        let column = |key: &str, align| Column {
+            header: label(key),
+            align,
+        };
+        let columns = [
+            column("category", Align::Left),
+            column("booking", Align::Left),
+            column("lines", Align::Right),
+            column("revenue", Align::Right),
+            column("rate", Align::Right),
+            Column {
+                header: format!("{} ({})", label("earning"), doc.currency),
+                align: Align::Right,
+            },
+        ];
+        let rows: Vec<Vec<String>> = doc
+            .lines
+            .iter()
+            .map(|line| {
+                vec![
+                    line.category.clone(),
+                    line.booking_label.clone(),
+                    line.lines.to_string(),
+                    line.revenue.clone(),
+                    line.rate_label.clone(),
+                    line.earning.clone(),
+                ]
+            })
+            .collect();
+        l.table(&columns, &rows);
         l.y += 10.0;
     }
     l.y += 14.0;
@@ -402,9 +420,8 @@ pub fn render_statement_pdf(
             let y = l.y - 11.0;
             l.rule(y, 1.2, Color::Text);
         }
-        l.text(MARGIN + 4.0, 10.0, total, Color::Text, &label(key));
-        l.text_right(r_earning, 10.0, total, Color::Text, value);
-        l.y += 17.0;
+        l.label_value(&label(key), value, 10.0, total, RIGHT - 4.0);
+        l.y += 2.5;
     }
     l.y += 8.0;
 
@@ -468,7 +485,7 @@ pub fn render_statement_pdf(
     l.y += 10.0;
     l.paragraph(MARGIN, 8.0, false, Color::Muted, &label("footnote"));
 
-    write_pdf(l, doc)
+    l
 }
 
 fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8>, PdfError> {
