@@ -56,6 +56,7 @@ pub async fn execute(
     let paths = Paths {
         data_dir: settings.data_dir.clone(),
         reports_dir: settings.reports_dir.clone(),
+        issuer: settings.issuer.clone(),
     };
     match command {
         Command::Preview { period, out } => preview(settings, period, &out),

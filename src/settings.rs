@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::{Cli, LogFormat};
+use crate::domain::statement::Issuer;
 use crate::store::redact_url;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://payout.db";
@@ -29,6 +30,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The zone whose calendar date says whether a period has ended (`close`).
     pub time_zone: chrono_tz::Tz,
+    /// Who issues the statements (`[issuer]` of `payout.toml`).
+    pub issuer: Issuer,
 }
 
 /// Written with the URLs redacted, so that logging the settings cannot show a password.
@@ -45,6 +48,7 @@ impl std::fmt::Debug for Settings {
             .field("mail_from", &self.mail_from)
             .field("log_format", &self.log_format)
             .field("time_zone", &self.time_zone)
+            .field("issuer", &self.issuer)
             .finish()
     }
 }
@@ -63,6 +67,7 @@ struct FileSettings {
     mail_from: Option<String>,
     log_format: Option<LogFormat>,
     time_zone: Option<String>,
+    issuer: Option<Issuer>,
 }
 
 impl Settings {
@@ -119,6 +124,7 @@ impl Settings {
                 })?,
                 (None, None) => chrono_tz::UTC,
             },
+            issuer: file.issuer.unwrap_or_default(),
         })
     }
 }
@@ -196,6 +202,27 @@ mod tests {
     }
 
     #[test]
+    fn the_issuer_block_is_read_strictly_from_payout_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payout.toml");
+        std::fs::write(
+            &path,
+            "[issuer]\nname = \"Contoso Payouts Ltd\"\naddress = \"1 Main St\\nDublin\"\nemail = \"payouts@contoso.example\"\n",
+        )
+        .unwrap();
+        let issuer = read_file_settings(&path).unwrap().issuer.unwrap();
+        assert_eq!(issuer.name, "Contoso Payouts Ltd");
+        assert_eq!(issuer.address, "1 Main St\nDublin");
+        assert_eq!(issuer.payment_terms, "");
+        std::fs::write(&path, "[issuer]\nname = \"X\"\nadress = \"typo\"\n").unwrap();
+        let error = read_file_settings(&path).err().unwrap().to_string();
+        assert!(
+            error.contains("line 3") && error.contains("adress"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn debug_output_shows_no_password() {
         let settings = Settings {
             data_dir: "fixtures".into(),
@@ -208,6 +235,7 @@ mod tests {
             mail_from: DEFAULT_MAIL_FROM.into(),
             log_format: LogFormat::Human,
             time_zone: chrono_tz::UTC,
+            issuer: Issuer::default(),
         };
         let text = format!("{settings:?}");
         assert!(!text.contains("S3cr") && !text.contains("M41l"), "{text}");

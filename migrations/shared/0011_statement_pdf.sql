@@ -10,3 +10,8 @@ ALTER TABLE statements ADD COLUMN pdf_sha256 TEXT
 -- enrolled after the as-of date, the date its enrolment takes effect.
 ALTER TABLE statements ADD COLUMN eligibility_reasons TEXT NOT NULL DEFAULT '';
 ALTER TABLE statements ADD COLUMN enrolled_on TEXT;
+
+-- The issue date (the close's date) and the issuer (name, address, contact email, payment
+-- terms; JSON) as they were when the period was closed, so the statement renders the same later.
+ALTER TABLE statements ADD COLUMN issued_on TEXT;
+ALTER TABLE statements ADD COLUMN issuer TEXT;

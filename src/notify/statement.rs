@@ -52,6 +52,8 @@ impl StatementRecord {
                 .collect(),
             eligibility_reasons: String::new(),
             enrolled_on: None,
+            issued_on: None,
+            issuer: None,
             pdf_sha256: None,
         }
     }
@@ -126,6 +128,16 @@ pub struct HoldDoc {
 #[derive(Debug, Clone, Serialize)]
 pub struct StatementDoc {
     pub language: String,
+    /// Stable: the same on every rendering of the statement (`<partner_id>-<period>`).
+    pub statement_number: String,
+    /// The close's date; empty for a statement closed before it was recorded.
+    pub issued_on: String,
+    pub issuer_name: String,
+    /// The issuer's address, one entry per line.
+    pub issuer_address: Vec<String>,
+    pub issuer_email: String,
+    /// When and how payment is made: the configured sentence, or the language's default.
+    pub payment_terms: String,
     pub partner_id: String,
     pub partner_name: String,
     pub program_id: String,
@@ -212,8 +224,27 @@ impl StatementDoc {
             })
             .collect();
         let money = |text: &str| display_money(text, currency);
+        let issuer = record.issuer.clone().unwrap_or_default();
         Ok(Self {
             language: language.code().to_owned(),
+            statement_number: format!("{}-{}", record.partner_id, record.period),
+            issued_on: record.issued_on.clone().unwrap_or_default(),
+            issuer_address: issuer
+                .address
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            issuer_email: issuer.email,
+            payment_terms: match issuer.payment_terms.trim() {
+                "" => label("payment_terms"),
+                configured => configured.to_owned(),
+            },
+            issuer_name: match issuer.name.trim() {
+                "" => label("issued_by"),
+                configured => configured.to_owned(),
+            },
             partner_id: record.partner_id.clone(),
             partner_name: record.partner_name.clone(),
             program_id: record.program_id.clone(),

@@ -106,7 +106,7 @@ pub async fn close(
         Err(e) => return Err(failed_before_start(store, "close", period, e).await),
     };
     let lease = store.acquire_lease(LEDGER_LEASE, LEDGER_LEASE_WAIT).await?;
-    let result = close_locked(store, paths, &master, period).await;
+    let result = close_locked(store, paths, &master, period, today.date).await;
     lease.release().await?;
     result
 }
@@ -116,6 +116,7 @@ async fn close_locked(
     paths: &Paths,
     master: &MasterData,
     period: Period,
+    issued_on: chrono::NaiveDate,
 ) -> anyhow::Result<CloseResult> {
     let period_text = period.to_string();
     if let Some(close_id) = store.close_id(period).await? {
@@ -175,6 +176,8 @@ async fn close_locked(
                         record.eligibility_reasons = join_codes(row.reasons.iter().map(|r| r.code()));
                     }
                     record.enrolled_on = partner.and_then(|p| p.enrolled_on).map(|d| d.to_string());
+                    record.issued_on = Some(issued_on.to_string());
+                    record.issuer = Some(paths.issuer.clone());
                     record
                 })
                 .collect();

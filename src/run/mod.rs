@@ -47,6 +47,8 @@ const LEDGER_LEASE_WAIT: Duration = Duration::from_secs(30 * 60);
 pub struct Paths {
     pub data_dir: PathBuf,
     pub reports_dir: PathBuf,
+    /// Who issues the statements a close renders (`[issuer]` of `payout.toml`).
+    pub issuer: crate::domain::statement::Issuer,
 }
 
 /// Test hook: with `PAYOUT_FAILPOINT=<name>` the process dies at that point as under `kill -9`

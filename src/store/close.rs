@@ -38,6 +38,8 @@ const STATEMENTS: InsertInto = InsertInto {
         "pdf_sha256",
         "eligibility_reasons",
         "enrolled_on",
+        "issued_on",
+        "issuer",
     ],
     suffix: "",
 };
@@ -183,7 +185,14 @@ impl Store {
                     .push_bind(record.hold_reasons.clone())
                     .push_bind(record.pdf_sha256.clone())
                     .push_bind(record.eligibility_reasons.clone())
-                    .push_bind(record.enrolled_on.clone());
+                    .push_bind(record.enrolled_on.clone())
+                    .push_bind(record.issued_on.clone())
+                    .push_bind(
+                        record
+                            .issuer
+                            .as_ref()
+                            .map(|issuer| serde_json::json!(issuer).to_string()),
+                    );
             })
             .await?;
         let lines = close.statements.iter().flat_map(|record| {

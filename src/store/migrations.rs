@@ -135,7 +135,7 @@ mod tests {
         (
             11,
             "statement pdf",
-            "bb730f02d424ce70f1dd02c1ea29b6d6a03837c02eb8ef56b7b3fca69ce4fbaffbe5fe2ad369d754436d671c26cf9055",
+            "fcdc61ba08d4457156a820bd61cad3cb45b9d683158960b131e7031ac9777af64ef352c162313a5530ccdc7b421f9e73",
         ),
     ];
 
@@ -183,7 +183,7 @@ mod tests {
         (
             11,
             "statement pdf",
-            "bb730f02d424ce70f1dd02c1ea29b6d6a03837c02eb8ef56b7b3fca69ce4fbaffbe5fe2ad369d754436d671c26cf9055",
+            "fcdc61ba08d4457156a820bd61cad3cb45b9d683158960b131e7031ac9777af64ef352c162313a5530ccdc7b421f9e73",
         ),
     ];
 

@@ -213,7 +213,7 @@ impl Store {
         let Some(row) = sqlx::query(
             "SELECT partner_name, program_id, program_name, currency, language, earned, adjustments, released, carried_in, \
              payable, carried, held, status, hold_reasons, pdf_sha256, \
-             eligibility_reasons, enrolled_on FROM statements WHERE period = $1 AND partner_id = $2",
+             eligibility_reasons, enrolled_on, issued_on, issuer FROM statements WHERE period = $1 AND partner_id = $2",
         )
         .bind(period.to_owned())
         .bind(partner_id.to_owned())
@@ -264,6 +264,14 @@ impl Store {
             pdf_sha256: row.try_get(14)?,
             eligibility_reasons: row.try_get(15)?,
             enrolled_on: row.try_get(16)?,
+            issued_on: row.try_get(17)?,
+            issuer: row
+                .try_get::<Option<String>, _>(18)?
+                .map(|text| {
+                    serde_json::from_str(&text)
+                        .map_err(|e| StoreError::Corrupt(format!("statement issuer: {e}")))
+                })
+                .transpose()?,
         }))
     }
 

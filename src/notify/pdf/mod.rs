@@ -7,12 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use krilla::Document;
-use krilla::geom::{PathBuilder, Point, Rect};
-use krilla::metadata::Metadata;
-use krilla::page::PageSettings;
-use krilla::paint::{Fill, Stroke};
-use krilla::text::{Font, TextDirection};
+use krilla::text::Font;
 use skrifa::MetadataProvider;
 use skrifa::instance::{LocationRef, Size};
 
@@ -23,6 +18,9 @@ use table::{Align, Column};
 mod table;
 #[cfg(test)]
 mod tests;
+mod write;
+
+use write::write_pdf;
 
 static CJK_REGULAR: &[u8] = include_bytes!("../fonts/NotoSansCJKkr-Subset-Regular.otf");
 static CJK_BOLD: &[u8] = include_bytes!("../fonts/NotoSansCJKkr-Subset-Bold.otf");
@@ -326,26 +324,40 @@ fn layout_statement<'f>(
 
     l.text(MARGIN, 20.0, true, Color::Accent, &label("title"));
     l.y += 18.0;
-    l.text(
+    l.paragraph(
         MARGIN,
         9.5,
         false,
         Color::Muted,
-        &format!("{} · {}", label("issued_by"), doc.program_name),
+        &format!("{} · {}", doc.issuer_name, doc.program_name),
     );
-    l.y += 10.0;
+    // The issuer block: address lines, then whom to write to.
+    let contact = format!("{}: {}", label("contact"), doc.issuer_email);
+    let issuer_lines = doc
+        .issuer_address
+        .iter()
+        .map(String::as_str)
+        .chain((!doc.issuer_email.is_empty()).then_some(contact.as_str()));
+    for line in issuer_lines {
+        l.paragraph(MARGIN, 8.5, false, Color::Muted, line);
+    }
+    l.y -= 3.0;
     let y = l.y;
     l.rule(y, 2.0, Color::Accent);
     l.y += 24.0;
 
     let program = format!("{} ({})", doc.program_name, doc.program_id);
-    for (key, value) in [
+    let mut meta = vec![("statement_number", doc.statement_number.as_str())];
+    if !doc.issued_on.is_empty() {
+        meta.push(("issued_on", doc.issued_on.as_str()));
+    }
+    for (key, value) in meta.into_iter().chain([
         ("partner", doc.partner_name.as_str()),
         ("partner_id", doc.partner_id.as_str()),
         ("program", program.as_str()),
         ("period", doc.period.as_str()),
         ("currency", doc.currency.as_str()),
-    ] {
+    ]) {
         // Label and value each wrap in their own column, so a long name cannot run over.
         let top = l.y;
         let labels = l.wrap(&label(key), 9.5, false, META_VALUE_X - MARGIN - 8.0);
@@ -483,114 +495,9 @@ fn layout_statement<'f>(
         }
     }
     l.y += 10.0;
+    l.paragraph(MARGIN, 9.5, false, Color::Text, &doc.payment_terms);
+    l.y += 6.0;
     l.paragraph(MARGIN, 8.0, false, Color::Muted, &label("footnote"));
 
     l
-}
-
-fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8>, PdfError> {
-    let mut document = Document::new();
-    document.set_metadata(
-        Metadata::new()
-            .title(format!(
-                "{} {} {}",
-                doc.partner_id, doc.period, doc.partner_name
-            ))
-            .producer("payout".into()),
-    );
-    let page_count = layout.pages.len();
-    for (number, ops) in layout.pages.iter().enumerate() {
-        let settings = PageSettings::from_wh(PAGE_WIDTH, PAGE_HEIGHT)
-            .ok_or_else(|| PdfError::Write("page size".into()))?;
-        let mut page = document.start_page_with(settings);
-        let mut surface = page.surface();
-        for op in ops {
-            match op {
-                Op::Text {
-                    x,
-                    y,
-                    size,
-                    bold,
-                    color,
-                    text,
-                } => {
-                    surface.set_fill(Some(Fill {
-                        paint: color.rgb().into(),
-                        ..Fill::default()
-                    }));
-                    let face = layout.fonts.face(*bold);
-                    surface.draw_text(
-                        Point::from_xy(*x, *y),
-                        face.font.clone(),
-                        *size,
-                        text,
-                        false,
-                        TextDirection::Auto,
-                    );
-                }
-                Op::Rect { x, y, w, h, color } => {
-                    let mut builder = PathBuilder::new();
-                    if let Some(rect) = Rect::from_xywh(*x, *y, *w, *h) {
-                        builder.push_rect(rect);
-                    }
-                    if let Some(path) = builder.finish() {
-                        surface.set_fill(Some(Fill {
-                            paint: color.rgb().into(),
-                            ..Fill::default()
-                        }));
-                        surface.set_stroke(None);
-                        surface.draw_path(&path);
-                    }
-                }
-                Op::Line {
-                    x1,
-                    x2,
-                    y,
-                    width,
-                    color,
-                } => {
-                    let mut builder = PathBuilder::new();
-                    builder.move_to(*x1, *y);
-                    builder.line_to(*x2, *y);
-                    if let Some(path) = builder.finish() {
-                        surface.set_fill(None);
-                        surface.set_stroke(Some(Stroke {
-                            paint: color.rgb().into(),
-                            width: *width,
-                            ..Stroke::default()
-                        }));
-                        surface.draw_path(&path);
-                        surface.set_stroke(None);
-                    }
-                }
-            }
-        }
-        if page_count > 1 {
-            let footer = format!(
-                "{} · {} · {}/{}",
-                doc.partner_id,
-                doc.period,
-                number + 1,
-                page_count
-            );
-            surface.set_fill(Some(Fill {
-                paint: Color::Muted.rgb().into(),
-                ..Fill::default()
-            }));
-            let face = layout.fonts.face(false);
-            surface.draw_text(
-                Point::from_xy(MARGIN, PAGE_HEIGHT - 30.0),
-                face.font.clone(),
-                8.0,
-                &footer,
-                false,
-                TextDirection::Auto,
-            );
-        }
-        surface.finish();
-        page.finish();
-    }
-    document
-        .finish()
-        .map_err(|e| PdfError::Write(format!("{e:?}")))
 }

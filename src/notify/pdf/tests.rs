@@ -51,6 +51,12 @@ fn long_statement(language: &str) -> StatementDoc {
     };
     StatementDoc {
         language: language.to_owned(),
+        statement_number: "1000001-2026-10".into(),
+        issued_on: "2026-11-03".into(),
+        issuer_name: "Partner Incentives Finance of a Very Long Legal Entity Name Worldwide".into(),
+        issuer_address: vec!["One Microsoft Place, South County Business Park, Leopardstown, Dublin 18, D18 P521, Ireland".into(), "Ireland".into()],
+        issuer_email: "partner-incentives-finance-statements@payout.example".into(),
+        payment_terms: "Payable amounts are paid by bank transfer within 30 days. ".repeat(4),
         partner_id: "1000001".into(),
         partner_name: "Contoso Cloud Distribution International Holdings and Partners Worldwide Limited Liability Company 서울 클라우드 파트너스".into(),
         program_id: "csp-indirect".into(),
