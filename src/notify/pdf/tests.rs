@@ -106,3 +106,20 @@ fn no_two_texts_of_a_statement_overlap_with_long_names_and_15_digit_amounts() {
         assert!(pdf.starts_with(b"%PDF-"));
     }
 }
+
+#[test]
+fn statements_are_tagged_pdf_with_their_language() {
+    let templates = Templates::load();
+    let fonts = FontSet::load().unwrap();
+    for language in ["en", "ko"] {
+        let pdf = render_statement_pdf(&long_statement(language), &templates, &fonts).unwrap();
+        let contains = |needle: &str| pdf.windows(needle.len()).any(|w| w == needle.as_bytes());
+        // What `pdfinfo` reads as `Tagged: yes`: a structure tree and marked content.
+        assert!(contains("/StructTreeRoot"), "{language}: no structure tree");
+        assert!(contains("/Marked true"), "{language}: not marked");
+        assert!(
+            contains(&format!("/Lang ({language})")),
+            "{language}: no language"
+        );
+    }
+}

@@ -1,10 +1,14 @@
-//! Writing laid-out pages as a PDF with krilla: text, rectangles and rules, page footers.
+//! Writing laid-out pages as a PDF with krilla: text, rectangles and rules, page footers. The
+//! PDF is tagged for accessibility: every text line is a paragraph of the tag tree in reading
+//! order (the layout's order), backgrounds, rules and page footers are artifacts, and the
+//! document's language is the statement's.
 
 use krilla::Document;
 use krilla::geom::{PathBuilder, Point, Rect};
 use krilla::metadata::Metadata;
 use krilla::page::PageSettings;
 use krilla::paint::{Fill, Stroke};
+use krilla::tagging::{ArtifactType, ContentTag, SpanTag, Tag, TagGroup, TagTree};
 use krilla::text::TextDirection;
 
 use super::{Color, Layout, MARGIN, Op, PAGE_HEIGHT, PAGE_WIDTH, PdfError, StatementDoc};
@@ -17,8 +21,10 @@ pub(super) fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8
                 "{} {} {}",
                 doc.partner_id, doc.period, doc.partner_name
             ))
-            .producer("payout".into()),
+            .producer("payout".into())
+            .language(doc.language.clone()),
     );
+    let mut tags = TagTree::new();
     let page_count = layout.pages.len();
     for (number, ops) in layout.pages.iter().enumerate() {
         let settings = PageSettings::from_wh(PAGE_WIDTH, PAGE_HEIGHT)
@@ -40,6 +46,7 @@ pub(super) fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8
                         ..Fill::default()
                     }));
                     let face = layout.fonts.face(*bold);
+                    let id = surface.start_tagged(ContentTag::Span(SpanTag::empty()));
                     surface.draw_text(
                         Point::from_xy(*x, *y),
                         face.font.clone(),
@@ -48,8 +55,11 @@ pub(super) fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8
                         false,
                         TextDirection::Auto,
                     );
+                    surface.end_tagged();
+                    tags.push(TagGroup::with_children(Tag::P, vec![id.into()]));
                 }
                 Op::Rect { x, y, w, h, color } => {
+                    surface.start_tagged(ContentTag::Artifact(ArtifactType::Other));
                     let mut builder = PathBuilder::new();
                     if let Some(rect) = Rect::from_xywh(*x, *y, *w, *h) {
                         builder.push_rect(rect);
@@ -62,6 +72,7 @@ pub(super) fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8
                         surface.set_stroke(None);
                         surface.draw_path(&path);
                     }
+                    surface.end_tagged();
                 }
                 Op::Line {
                     x1,
@@ -70,6 +81,7 @@ pub(super) fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8
                     width,
                     color,
                 } => {
+                    surface.start_tagged(ContentTag::Artifact(ArtifactType::Other));
                     let mut builder = PathBuilder::new();
                     builder.move_to(*x1, *y);
                     builder.line_to(*x2, *y);
@@ -83,6 +95,7 @@ pub(super) fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8
                         surface.draw_path(&path);
                         surface.set_stroke(None);
                     }
+                    surface.end_tagged();
                 }
             }
         }
@@ -99,6 +112,7 @@ pub(super) fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8
                 ..Fill::default()
             }));
             let face = layout.fonts.face(false);
+            surface.start_tagged(ContentTag::Artifact(ArtifactType::Footer));
             surface.draw_text(
                 Point::from_xy(MARGIN, PAGE_HEIGHT - 30.0),
                 face.font.clone(),
@@ -107,10 +121,12 @@ pub(super) fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8
                 false,
                 TextDirection::Auto,
             );
+            surface.end_tagged();
         }
         surface.finish();
         page.finish();
     }
+    document.set_tag_tree(tags);
     document
         .finish()
         .map_err(|e| PdfError::Write(format!("{e:?}")))
