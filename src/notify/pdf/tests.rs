@@ -86,7 +86,7 @@ fn long_statement(language: &str) -> StatementDoc {
 fn no_two_texts_of_a_statement_overlap_with_long_names_and_15_digit_amounts() {
     let templates = Templates::load();
     let fonts = FontSet::load().unwrap();
-    for language in ["en", "ko"] {
+    for language in ["en", "ko", "ja", "de"] {
         let doc = long_statement(language);
         let layout = layout_statement(&doc, &templates, &fonts);
         let boxes = text_boxes(&layout);
@@ -111,7 +111,7 @@ fn no_two_texts_of_a_statement_overlap_with_long_names_and_15_digit_amounts() {
 fn statements_are_tagged_pdf_with_their_language() {
     let templates = Templates::load();
     let fonts = FontSet::load().unwrap();
-    for language in ["en", "ko"] {
+    for language in ["en", "ko", "ja", "de"] {
         let pdf = render_statement_pdf(&long_statement(language), &templates, &fonts).unwrap();
         let contains = |needle: &str| pdf.windows(needle.len()).any(|w| w == needle.as_bytes());
         // What `pdfinfo` reads as `Tagged: yes`: a structure tree and marked content.
