@@ -156,6 +156,9 @@ pub async fn send(
         );
     }
     let reports_dir = Arc::new(config.reports_dir.clone());
+    // Messages delivered or failed for good so far, of those queued at the start (hidden when
+    // standard error is not a terminal).
+    let bar = crate::progress::bar(store.count_outbox(OutboxStatus::Queued).await?, "emails");
     let connections = config.connections.max(1);
     let mut senders: Vec<Sender> = (0..connections).map(|_| Sender::default()).collect();
     let mut summary = SendSummary::default();
@@ -177,9 +180,13 @@ pub async fn send(
                 }
                 Some(_) => {
                     summary.queued = store.count_outbox(OutboxStatus::Queued).await?;
+                    bar.finish_and_clear();
                     return Ok(summary);
                 }
-                None => return Ok(summary),
+                None => {
+                    bar.finish_and_clear();
+                    return Ok(summary);
+                }
             }
         }
         let composed = compose_all(store, &renderer, &from, &reports_dir, batch).await;
@@ -190,6 +197,7 @@ pub async fn send(
         }
         let mut running = JoinSet::new();
         for (mut sender, share) in senders.drain(..).zip(shares) {
+            let bar = bar.clone();
             let (store, transport, claimer, retry_base_ms) = (
                 store.clone(),
                 transport.clone(),
@@ -217,6 +225,9 @@ pub async fn send(
                             &mut report,
                         )
                     };
+                    if matches!(recorded, DeliveryOutcome::Sent | DeliveryOutcome::Failed(_)) {
+                        bar.inc(1);
+                    }
                     pending.push((message.id, recorded));
                     if pending.len() >= RECORD_EVERY {
                         store.record_deliveries(&claimer, &pending).await?;
