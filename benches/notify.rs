@@ -121,7 +121,7 @@ fn main() {
                 .map(str::to_owned)
         })
         .collect();
-    let records: Vec<_> = runtime.block_on(async {
+    let mut records: Vec<_> = runtime.block_on(async {
         let mut records = Vec::new();
         for partner in &partners {
             records.push(store.statement("2026-10", partner).await.unwrap().unwrap());
@@ -136,7 +136,7 @@ fn main() {
     let one_thread = records.len() as f64 / started.elapsed().as_secs_f64();
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    renderer.write_statements(out.path(), &records).unwrap();
+    renderer.write_statements(out.path(), &mut records).unwrap();
     let all_cores = records.len() as f64 / started.elapsed().as_secs_f64();
 
     let received = Arc::new(AtomicU64::new(0));

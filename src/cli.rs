@@ -33,9 +33,20 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// `smtp://host:port` or `smtps://…`; without it mail is written as .eml files.
+    /// `smtp://host:port[?tls=required|opportunistic|none]` or `smtps://…`; without it mail is
+    /// written as .eml files. STARTTLS is required by default when credentials are set.
     #[arg(long, env = "PAYOUT_SMTP_URL", global = true, hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// Extra trusted CA certificate (PEM) for the SMTP server's TLS (a private relay).
+    #[arg(long = "smtp-ca-file", env = "PAYOUT_SMTP_CA_FILE", global = true)]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// Seconds one SMTP step (connect, greeting, each command, the data) may take. Default 30.
+    #[arg(
+        long = "smtp-timeout-secs",
+        env = "PAYOUT_SMTP_TIMEOUT_SECS",
+        global = true
+    )]
+    pub smtp_timeout_secs: Option<u64>,
     /// Where .eml files go without an SMTP URL. Default `reports/outbox/`.
     #[arg(long = "mail-dir", env = "PAYOUT_MAIL_DIR", global = true)]
     pub mail_dir: Option<PathBuf>,

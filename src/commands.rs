@@ -12,6 +12,7 @@ use crate::ingest::MasterData;
 use crate::ingest::warning::Warnings;
 use crate::notify::Renderer;
 use crate::notify::delivery::DeliveryConfig;
+use crate::notify::smtp::SmtpSettings;
 use crate::run::{self, CloseResult, Paths, RunOutcome};
 use crate::scheduler::{self, JobCommand, JobRun, Runner};
 use crate::settings::Settings;
@@ -56,6 +57,7 @@ pub async fn execute(
         data_dir: settings.data_dir.clone(),
         reports_dir: settings.reports_dir.clone(),
         csv_bom: settings.csv_bom,
+        issuer: settings.issuer.clone(),
     };
     match command {
         Command::Preview { period, out } => preview(settings, period, &out),
@@ -117,8 +119,13 @@ pub async fn execute(
             max_retry_wait_secs,
         } => {
             let config = DeliveryConfig {
-                smtp_url: settings.smtp_url.clone(),
+                smtp: settings.smtp_url.clone().map(|url| SmtpSettings {
+                    url,
+                    ca_file: settings.smtp_ca_file.clone(),
+                    timeout: settings.smtp_timeout,
+                }),
                 mail_dir: settings.mail_dir.clone(),
+                reports_dir: settings.reports_dir.clone(),
                 from: settings.mail_from.clone(),
                 connections,
                 retry_base_ms,

@@ -1,12 +1,14 @@
-//! `payout send`: delivers the outbox. Senders claim rows, compose each message (the statement
-//! PDF is rendered again from the recorded figures), and deliver over `--connections` SMTP
+//! `payout send`: delivers the outbox. Senders claim rows, compose each message (a statement
+//! attaches the PDF the close filed, checked against the SHA-256 the close recorded), and deliver over `--connections` SMTP
 //! connections kept open across messages, or as `.eml` files (`notify::delivery`). Temporary
-//! failures are retried with exponential backoff up to `MAX_SMTP_ATTEMPTS`, and so is a store
-//! error while composing a message (the row stays queued); permanent ones are marked failed
-//! with the server's reply; an unreachable server leaves every message queued. A message keeps
+//! failures (4xx, a command not answered within the SMTP timeout) are retried with exponential
+//! backoff up to `MAX_SMTP_ATTEMPTS`, and so is a store error while composing a message (the
+//! row stays queued); permanent ones are marked failed with the server's reply; an unreachable,
+//! refusing or silent server stops the send and leaves every message queued. A message keeps
 //! its `Message-ID` for life, so a crash between the server's acceptance and the row being
 //! marked sent can at worst send the same message again.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,11 +17,12 @@ use lettre::message::Mailbox;
 use tokio::task::JoinSet;
 
 use crate::domain::outbox::{ClaimedMessage, DeliveryOutcome};
+use crate::domain::statement::StatementRecord;
 use crate::domain::status::{OutboxKind, OutboxStatus};
-use crate::notify::Renderer;
 use crate::notify::delivery::{
     self, Attempt, ComposeError, DeliveryConfig, MAX_SMTP_ATTEMPTS, SendSummary, Sender, mailbox,
 };
+use crate::notify::{Renderer, pdf_sha256};
 use crate::store::Store;
 
 /// Backoff cap between two attempts of one message.
@@ -64,11 +67,8 @@ fn outcome(
         }
         Attempt::Temporary(reason) => {
             report.summary.retried += 1;
-            let backoff = retry_base_ms
-                .saturating_mul(1 << message.attempts.clamp(0, 20))
-                .min(MAX_BACKOFF_MS);
             DeliveryOutcome::Retry {
-                next_attempt_at_ms: now_ms + backoff as i64,
+                next_attempt_at_ms: now_ms + backoff_ms(message, retry_base_ms),
                 error: reason,
             }
         }
@@ -76,7 +76,23 @@ fn outcome(
             report.unavailable = Some(reason);
             DeliveryOutcome::Release
         }
+        Attempt::Stalled(reason) => {
+            tracing::warn!(id = message.id, %reason, "mail server not answering");
+            report.summary.retried += 1;
+            report.unavailable = Some(format!("not answering: {reason}"));
+            DeliveryOutcome::Deferred {
+                next_attempt_at_ms: now_ms + backoff_ms(message, retry_base_ms),
+                error: reason,
+            }
+        }
     }
+}
+
+/// `retry_base_ms` doubled per attempt already made, capped at `MAX_BACKOFF_MS`.
+fn backoff_ms(message: &ClaimedMessage, retry_base_ms: u64) -> i64 {
+    retry_base_ms
+        .saturating_mul(1 << message.attempts.clamp(0, 20))
+        .min(MAX_BACKOFF_MS) as i64
 }
 
 /// Composes every message of a batch, rendering on every core; a statement's recorded figures
@@ -85,17 +101,23 @@ async fn compose_all(
     store: &Store,
     renderer: &Arc<Renderer>,
     from: &Mailbox,
+    reports_dir: &Arc<PathBuf>,
     batch: Vec<ClaimedMessage>,
 ) -> Vec<(ClaimedMessage, Result<Message, ComposeError>)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let limit = Arc::new(tokio::sync::Semaphore::new(cores));
     let mut tasks = JoinSet::new();
     for (position, message) in batch.into_iter().enumerate() {
-        let (store, renderer, from, limit) =
-            (store.clone(), renderer.clone(), from.clone(), limit.clone());
+        let (store, renderer, from, limit, reports_dir) = (
+            store.clone(),
+            renderer.clone(),
+            from.clone(),
+            limit.clone(),
+            reports_dir.clone(),
+        );
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let email = load_and_compose(&store, &renderer, &from, &message).await;
+            let email = load_and_compose(&store, &renderer, &from, &reports_dir, &message).await;
             (position, message, email)
         });
     }
@@ -133,6 +155,10 @@ pub async fn send(
             "released messages claimed by a sender that is gone"
         );
     }
+    let reports_dir = Arc::new(config.reports_dir.clone());
+    // Messages delivered or failed for good so far, of those queued at the start (hidden when
+    // standard error is not a terminal).
+    let bar = crate::progress::bar(store.count_outbox(OutboxStatus::Queued).await?, "emails");
     let connections = config.connections.max(1);
     let mut senders: Vec<Sender> = (0..connections).map(|_| Sender::default()).collect();
     let mut summary = SendSummary::default();
@@ -154,12 +180,16 @@ pub async fn send(
                 }
                 Some(_) => {
                     summary.queued = store.count_outbox(OutboxStatus::Queued).await?;
+                    bar.finish_and_clear();
                     return Ok(summary);
                 }
-                None => return Ok(summary),
+                None => {
+                    bar.finish_and_clear();
+                    return Ok(summary);
+                }
             }
         }
-        let composed = compose_all(store, &renderer, &from, batch).await;
+        let composed = compose_all(store, &renderer, &from, &reports_dir, batch).await;
         let mut shares: Vec<Vec<(ClaimedMessage, Result<Message, ComposeError>)>> =
             (0..connections).map(|_| Vec::new()).collect();
         for (index, item) in composed.into_iter().enumerate() {
@@ -167,6 +197,7 @@ pub async fn send(
         }
         let mut running = JoinSet::new();
         for (mut sender, share) in senders.drain(..).zip(shares) {
+            let bar = bar.clone();
             let (store, transport, claimer, retry_base_ms) = (
                 store.clone(),
                 transport.clone(),
@@ -194,6 +225,9 @@ pub async fn send(
                             &mut report,
                         )
                     };
+                    if matches!(recorded, DeliveryOutcome::Sent | DeliveryOutcome::Failed(_)) {
+                        bar.inc(1);
+                    }
                     pending.push((message.id, recorded));
                     if pending.len() >= RECORD_EVERY {
                         store.record_deliveries(&claimer, &pending).await?;
@@ -228,6 +262,7 @@ async fn load_and_compose(
     store: &Store,
     renderer: &Renderer,
     from: &Mailbox,
+    reports_dir: &Path,
     message: &ClaimedMessage,
 ) -> Result<Message, ComposeError> {
     // A bad recipient fails for good, whatever the store says (checked before loading).
@@ -239,5 +274,68 @@ async fn load_and_compose(
             .map_err(|e| ComposeError::Store(format!("loading the statement: {e}")))?,
         OutboxKind::Invitation | OutboxKind::Migration | OutboxKind::Reminder => None,
     };
-    delivery::compose(renderer, from, message, statement.as_ref())
+    let filed_pdf = match &statement {
+        Some(record) => match &record.pdf_sha256 {
+            Some(sha256) => Some(filed_statement_pdf(reports_dir, record, sha256).await?),
+            None => None,
+        },
+        None => None,
+    };
+    delivery::compose(renderer, from, message, statement.as_ref(), filed_pdf)
+}
+
+/// The PDF the close filed for `record`, exactly as filed: its SHA-256 must be the one the
+/// close recorded. A missing or changed file fails the message for good (it is never rendered
+/// again: the partner gets the statement finance closed, or nothing and a reported failure);
+/// a statements folder not published yet, or another read error, is temporary.
+async fn filed_statement_pdf(
+    reports_dir: &Path,
+    record: &StatementRecord,
+    sha256: &str,
+) -> Result<Vec<u8>, ComposeError> {
+    let path = reports_dir
+        .join(&record.period)
+        .join("statements")
+        .join(format!("{}.pdf", record.partner_id));
+    let pdf = match tokio::fs::read(&path).await {
+        Ok(pdf) => pdf,
+        // Before the close's reports are published (a crash between its commit and the
+        // rename) the folder is not there yet: wait for `payout close` to finish publishing.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path.parent().is_some_and(|folder| !folder.is_dir()) =>
+        {
+            return Err(ComposeError::Store(format!(
+                "the statements of {} are not published yet ({} is not there); run `payout close \
+                 --period {}` to finish the close",
+                record.period,
+                path.parent()
+                    .map(Path::display)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                record.period
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ComposeError::Permanent(format!(
+                "the filed statement {} is missing; it is not rendered again",
+                path.display()
+            )));
+        }
+        Err(e) => {
+            return Err(ComposeError::Store(format!(
+                "reading the filed statement {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let actual = pdf_sha256(&pdf);
+    if actual != sha256 {
+        return Err(ComposeError::Permanent(format!(
+            "the filed statement {} has changed since the close (SHA-256 {actual}, recorded \
+             {sha256}); not sent",
+            path.display()
+        )));
+    }
+    Ok(pdf)
 }

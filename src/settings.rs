@@ -2,14 +2,18 @@
 //! Secrets (database and SMTP URLs with passwords) are never printed; see `store::redact_url`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::cli::{Cli, LogFormat};
+use crate::domain::statement::Issuer;
 use crate::store::redact_url;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://payout.db";
 pub const DEFAULT_MAIL_FROM: &str = "incentives@payout.example";
+/// The longest `smtp_timeout_secs` accepted: a bound that is no bound is a typo.
+const MAX_SMTP_TIMEOUT_SECS: u64 = 600;
 
 #[derive(Clone)]
 pub struct Settings {
@@ -17,6 +21,10 @@ pub struct Settings {
     pub reports_dir: PathBuf,
     pub database_url: String,
     pub smtp_url: Option<String>,
+    /// Extra trusted CA certificate for the SMTP server's TLS.
+    pub smtp_ca_file: Option<PathBuf>,
+    /// How long one SMTP step may take (`notify::smtp`).
+    pub smtp_timeout: Duration,
     pub mail_dir: PathBuf,
     pub mail_from: String,
     pub log_format: LogFormat,
@@ -26,6 +34,8 @@ pub struct Settings {
     pub require_approval: bool,
     /// Draft and final CSV reports start with a UTF-8 byte-order mark. Default off.
     pub csv_bom: bool,
+    /// Who issues the statements (`[issuer]` of `payout.toml`).
+    pub issuer: Issuer,
 }
 
 /// Written with the URLs redacted, so that logging the settings cannot show a password.
@@ -36,12 +46,15 @@ impl std::fmt::Debug for Settings {
             .field("reports_dir", &self.reports_dir)
             .field("database_url", &redact_url(&self.database_url))
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("smtp_ca_file", &self.smtp_ca_file)
+            .field("smtp_timeout", &self.smtp_timeout)
             .field("mail_dir", &self.mail_dir)
             .field("mail_from", &self.mail_from)
             .field("log_format", &self.log_format)
             .field("time_zone", &self.time_zone)
             .field("require_approval", &self.require_approval)
             .field("csv_bom", &self.csv_bom)
+            .field("issuer", &self.issuer)
             .finish()
     }
 }
@@ -54,12 +67,15 @@ struct FileSettings {
     reports: Option<PathBuf>,
     database_url: Option<String>,
     smtp_url: Option<String>,
+    smtp_ca_file: Option<PathBuf>,
+    smtp_timeout_secs: Option<u64>,
     mail_dir: Option<PathBuf>,
     mail_from: Option<String>,
     log_format: Option<LogFormat>,
     time_zone: Option<String>,
     require_approval: Option<bool>,
     csv_bom: Option<bool>,
+    issuer: Option<Issuer>,
 }
 
 impl Settings {
@@ -88,6 +104,16 @@ impl Settings {
                 .or(file.database_url)
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             smtp_url: cli.smtp_url.clone().or(file.smtp_url),
+            smtp_ca_file: cli.smtp_ca_file.clone().or(file.smtp_ca_file),
+            smtp_timeout: match (cli.smtp_timeout_secs, file.smtp_timeout_secs) {
+                (Some(flag), _) => smtp_timeout(flag).map_err(|e| {
+                    anyhow::anyhow!("--smtp-timeout-secs (or PAYOUT_SMTP_TIMEOUT_SECS) {flag}: {e}")
+                })?,
+                (None, Some(key)) => smtp_timeout(key).map_err(|e| {
+                    anyhow::anyhow!("{}: smtp_timeout_secs {key}: {e}", cli.config.display())
+                })?,
+                (None, None) => crate::notify::smtp::DEFAULT_SMTP_TIMEOUT,
+            },
             mail_from: cli
                 .mail_from
                 .clone()
@@ -111,7 +137,17 @@ impl Settings {
                 .or(file.require_approval)
                 .unwrap_or(false),
             csv_bom: cli.csv_bom.or(file.csv_bom).unwrap_or(false),
+            issuer: file.issuer.unwrap_or_default(),
         })
+    }
+}
+
+/// A step timeout of 1 to `MAX_SMTP_TIMEOUT_SECS` seconds.
+fn smtp_timeout(secs: u64) -> Result<Duration, String> {
+    if (1..=MAX_SMTP_TIMEOUT_SECS).contains(&secs) {
+        Ok(Duration::from_secs(secs))
+    } else {
+        Err(format!("must be 1 to {MAX_SMTP_TIMEOUT_SECS} seconds"))
     }
 }
 
@@ -179,18 +215,42 @@ mod tests {
     }
 
     #[test]
+    fn the_issuer_block_is_read_strictly_from_payout_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payout.toml");
+        std::fs::write(
+            &path,
+            "[issuer]\nname = \"Contoso Payouts Ltd\"\naddress = \"1 Main St\\nDublin\"\nemail = \"payouts@contoso.example\"\n",
+        )
+        .unwrap();
+        let issuer = read_file_settings(&path).unwrap().issuer.unwrap();
+        assert_eq!(issuer.name, "Contoso Payouts Ltd");
+        assert_eq!(issuer.address, "1 Main St\nDublin");
+        assert_eq!(issuer.payment_terms, "");
+        std::fs::write(&path, "[issuer]\nname = \"X\"\nadress = \"typo\"\n").unwrap();
+        let error = read_file_settings(&path).err().unwrap().to_string();
+        assert!(
+            error.contains("line 3") && error.contains("adress"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn debug_output_shows_no_password() {
         let settings = Settings {
             data_dir: "fixtures".into(),
             reports_dir: "reports".into(),
             database_url: "postgres://payout:S3cr#t@db.example/payout".into(),
             smtp_url: Some("smtp://mailer:M41l?pw@mail.example:587".into()),
+            smtp_ca_file: None,
+            smtp_timeout: Duration::from_secs(30),
             mail_dir: "reports/outbox".into(),
             mail_from: DEFAULT_MAIL_FROM.into(),
             log_format: LogFormat::Human,
             time_zone: chrono_tz::UTC,
             require_approval: false,
             csv_bom: false,
+            issuer: Issuer::default(),
         };
         let text = format!("{settings:?}");
         assert!(!text.contains("S3cr") && !text.contains("M41l"), "{text}");

@@ -13,12 +13,18 @@ async fn statement_html_in_english_and_korean() {
     env.ok(&["close", "--period", "2026-09"]);
     env.add_late_file();
     env.ok(&["close", "--period", "2026-10"]);
-    for partner in ["1000001", "1000005", "1000014"] {
+    // Payable, Korean payable, ineligible, enrolled after the as-of date (held), debit carried
+    // forward, Korean below the threshold.
+    for partner in [
+        "1000001", "1000005", "1000007", "1000014", "1000015", "1000022",
+    ] {
         let html = std::fs::read_to_string(
             env.reports
                 .join(format!("2026-10/statements/{partner}.html")),
         )
-        .unwrap();
+        .unwrap()
+        // The issue date is the close's date: today.
+        .replace(&chrono::Utc::now().date_naive().to_string(), "[issue date]");
         insta::assert_snapshot!(format!("statement_{partner}"), html);
         let pdf = std::fs::read(
             env.reports
@@ -26,6 +32,31 @@ async fn statement_html_in_english_and_korean() {
         )
         .unwrap();
         assert!(pdf.starts_with(b"%PDF-"), "{partner}.pdf is a PDF");
+        assert_tagged(
+            &env.reports
+                .join(format!("2026-10/statements/{partner}.pdf")),
+        );
+    }
+}
+
+/// `pdfinfo` (poppler-utils) says the PDF is tagged. Without pdfinfo the check is skipped,
+/// except in CI (`CI=true`), where a missing tool is an error (the unit test
+/// `statements_are_tagged_pdf_with_their_language` checks the structure tree either way).
+fn assert_tagged(pdf: &std::path::Path) {
+    match std::process::Command::new("pdfinfo").arg(pdf).output() {
+        Ok(output) => {
+            let info = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                info.lines()
+                    .any(|l| l.starts_with("Tagged:") && l.ends_with("yes")),
+                "{}: {info}",
+                pdf.display()
+            );
+        }
+        Err(e) => assert!(
+            std::env::var("CI").is_err(),
+            "pdfinfo (apt-get install poppler-utils): {e}"
+        ),
     }
 }
 

@@ -26,6 +26,13 @@ pub enum DeliveryOutcome {
         next_attempt_at_ms: i64,
         error: String,
     },
+    /// The server stalled before this message was offered (no greeting, no reply to EHLO,
+    /// STARTTLS or AUTH in time): try again at `next_attempt_at_ms`, no attempt counted, so a
+    /// stuck relay never fails a message for good.
+    Deferred {
+        next_attempt_at_ms: i64,
+        error: String,
+    },
     /// Permanent failure, with the server's reply or the reason.
     Failed(String),
     /// Not attempted (server unreachable): back to the queue, no attempt counted.

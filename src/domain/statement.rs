@@ -3,6 +3,25 @@
 
 use serde::Serialize;
 
+/// Who issues statements and pays (the `[issuer]` table of `payout.toml`), frozen into each
+/// statement at close so that it renders the same later.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Issuer {
+    /// The payer's name; the language's "Partner Incentives Finance" when empty.
+    #[serde(default)]
+    pub name: String,
+    /// Postal address; `\n` separates its lines.
+    #[serde(default)]
+    pub address: String,
+    /// Where partners write about their statements.
+    #[serde(default)]
+    pub email: String,
+    /// When and how payment is made; the language's default sentence when empty.
+    #[serde(default)]
+    pub payment_terms: String,
+}
+
 /// One summarised line of a statement, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatementLineRecord {
@@ -36,4 +55,17 @@ pub struct StatementRecord {
     /// `;`-joined, sorted.
     pub hold_reasons: String,
     pub lines: Vec<StatementLineRecord>,
+    /// Why the partner was not eligible for the period: `;`-joined, sorted; empty if eligible.
+    pub eligibility_reasons: String,
+    /// The partner's enrolment date (`YYYY-MM-DD`) when it has one; with a `NOT_ENROLLED` hold
+    /// it is after the as-of date, and the statement says from when the partner is enrolled.
+    pub enrolled_on: Option<String>,
+    /// The close's date (`YYYY-MM-DD`, the `time_zone` setting's calendar): the issue date.
+    pub issued_on: Option<String>,
+    /// The issuer as configured when the period was closed.
+    pub issuer: Option<Issuer>,
+    /// SHA-256 (hex) of the PDF the close rendered and filed; `None` until it is rendered (and
+    /// for statements closed before the PDF was filed with its hash).
+    #[serde(skip)]
+    pub pdf_sha256: Option<String>,
 }

@@ -1,8 +1,9 @@
-//! Composing and delivering one message: the SMTP transports (`smtp://` over connections kept
-//! open across messages, `smtps://`, or `.eml` files without an SMTP URL), how a server's reply
-//! classifies an attempt (sent, temporary, permanent, unreachable), and the MIME message built
-//! from a claimed outbox row and, for a statement, its recorded figures (the PDF is rendered
-//! again from them). Which rows to send, retries and recording outcomes are `crate::send`'s:
+//! Composing and delivering one message: the transports (SMTP sessions kept open across
+//! messages, see `notify::smtp`, or `.eml` files without an SMTP URL), how an attempt ended
+//! (sent, temporary, permanent, unavailable, stalled), and the MIME message built
+//! from a claimed outbox row and, for a statement, its recorded figures and the PDF the close
+//! filed (attached byte for byte; rendered again only for statements closed before PDFs were
+//! filed with their hash). Which rows to send, retries and recording outcomes are `crate::send`'s:
 //! nothing here touches the store.
 
 use std::path::PathBuf;
@@ -10,32 +11,30 @@ use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
-use lettre::transport::smtp::extension::ClientId;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, Message};
 use serde_json::json;
 
 use super::Renderer;
+use super::smtp::{SmtpServer, SmtpSettings};
 use super::statement::StatementDoc;
 use super::templates::{EmailBody, Language};
 use crate::domain::outbox::ClaimedMessage;
-use crate::domain::redact::redact_url;
 use crate::domain::statement::StatementRecord;
 use crate::domain::status::OutboxKind;
 
 /// Attempts per message before a temporary failure becomes permanent.
 pub const MAX_SMTP_ATTEMPTS: i64 = 8;
-/// SMTP command timeout.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
-    /// `smtp://host:port` or `smtps://host:port`; `None` writes `.eml` files to `mail_dir`.
-    pub smtp_url: Option<String>,
+    /// `smtp://host:port[?tls=required|opportunistic|none]` or `smtps://host:port`, with its
+    /// CA file and step timeout; `None` writes `.eml` files to `mail_dir`.
+    pub smtp: Option<SmtpSettings>,
     pub mail_dir: PathBuf,
     pub from: String,
+    /// The reports folder: statement PDFs are attached from `<period>/statements/` as filed.
+    pub reports_dir: PathBuf,
     /// SMTP connections (and messages in flight) at once.
     pub connections: usize,
     /// First retry delay; doubled on each further attempt.
@@ -75,87 +74,38 @@ pub enum ComposeError {
 }
 
 /// How one delivery attempt ended.
+#[derive(Debug)]
 pub enum Attempt {
     Sent,
-    /// 4xx, timeout: try again later.
+    /// 4xx, or no answer to a command of the message: try again later.
     Temporary(String),
     /// 5xx, or a message that can never be sent (bad address): give up now.
     Permanent(String),
-    /// The server cannot be reached: stop, leave everything queued.
+    /// The server cannot be reached or refused the session (no STARTTLS, an untrusted
+    /// certificate, credentials rejected): stop, leave everything queued.
     Unavailable(String),
+    /// The server took the connection but did not answer in time (no greeting, no reply to
+    /// EHLO, STARTTLS or AUTH): a temporary failure of the server, not of the message. Stop;
+    /// this message is tried again after its backoff (no attempt counted), the rest stay queued.
+    Stalled(String),
 }
 
 pub enum Transport {
-    /// `smtp://`: connections opened here with TCP_NODELAY, SMTP spoken by lettre. (lettre's
-    /// own pool leaves Nagle's algorithm on, which holds the end-of-data line until the server
-    /// acknowledges the body: about 40 ms a message against a server that delays ACKs.)
-    Plain {
-        host: String,
-        port: u16,
-        credentials: Option<Credentials>,
-    },
-    /// `smtps://`: lettre's pooled transport with implicit TLS.
-    Tls(AsyncSmtpTransport<Tokio1Executor>),
+    /// `smtp://` or `smtps://`: sessions opened by `notify::smtp`, every step bounded.
+    Smtp(SmtpServer),
     /// No SMTP URL: `.eml` files.
     Files(PathBuf),
 }
 
-/// Credentials come from the environment only, never from files or logs.
-fn credentials() -> Option<Credentials> {
-    match (
-        std::env::var("PAYOUT_SMTP_USERNAME"),
-        std::env::var("PAYOUT_SMTP_PASSWORD"),
-    ) {
-        (Ok(user), Ok(password)) => Some(Credentials::new(user, password)),
-        _ => None,
-    }
-}
-
 pub fn transport(config: &DeliveryConfig) -> Result<Transport, DeliveryError> {
-    let Some(url) = &config.smtp_url else {
+    let Some(smtp) = &config.smtp else {
         std::fs::create_dir_all(&config.mail_dir).map_err(|error| DeliveryError::MailDir {
             dir: config.mail_dir.display().to_string(),
             error,
         })?;
         return Ok(Transport::Files(config.mail_dir.clone()));
     };
-    let parsed = url::Url::parse(url)
-        .map_err(|e| DeliveryError::Config(format!("SMTP URL {}: {e}", redact_url(url))))?;
-    match parsed.scheme() {
-        "smtp" => Ok(Transport::Plain {
-            host: parsed
-                .host_str()
-                .ok_or_else(|| {
-                    DeliveryError::Config(format!("SMTP URL {} has no host", redact_url(url)))
-                })?
-                .to_owned(),
-            port: parsed.port().unwrap_or(25),
-            credentials: credentials(),
-        }),
-        "smtps" => {
-            let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                .map_err(|e| DeliveryError::Config(format!("SMTP URL {}: {e}", redact_url(url))))?
-                .timeout(Some(SMTP_TIMEOUT))
-                .pool_config(PoolConfig::new().max_size(config.connections.max(1) as u32));
-            if let Some(credentials) = credentials() {
-                builder = builder.credentials(credentials);
-            }
-            Ok(Transport::Tls(builder.build()))
-        }
-        other => Err(DeliveryError::Config(format!(
-            "SMTP URL scheme `{other}` is not smtp or smtps"
-        ))),
-    }
-}
-
-fn classify(e: lettre::transport::smtp::Error) -> Attempt {
-    if e.is_permanent() {
-        Attempt::Permanent(e.to_string())
-    } else if e.is_transient() || e.is_timeout() {
-        Attempt::Temporary(e.to_string())
-    } else {
-        Attempt::Unavailable(e.to_string())
-    }
+    Ok(Transport::Smtp(SmtpServer::from_settings(smtp)?))
 }
 
 /// One sender: owns one connection, reused across messages, reopened when broken.
@@ -165,34 +115,6 @@ pub struct Sender {
 }
 
 impl Sender {
-    async fn connect(
-        host: &str,
-        port: u16,
-        credentials: &Option<Credentials>,
-    ) -> Result<AsyncSmtpConnection, Attempt> {
-        let unavailable =
-            |e: String| Attempt::Unavailable(format!("connecting to {host}:{port}: {e}"));
-        let stream =
-            tokio::time::timeout(SMTP_TIMEOUT, tokio::net::TcpStream::connect((host, port)))
-                .await
-                .map_err(|_| unavailable("timed out".into()))?
-                .map_err(|e| unavailable(e.to_string()))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| unavailable(e.to_string()))?;
-        let mut connection =
-            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &ClientId::default())
-                .await
-                .map_err(classify)?;
-        if let Some(credentials) = credentials {
-            connection
-                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
-                .await
-                .map_err(classify)?;
-        }
-        Ok(connection)
-    }
-
     pub async fn deliver(
         &mut self,
         transport: &Transport,
@@ -216,31 +138,22 @@ impl Sender {
                     Err(e) => Attempt::Unavailable(format!("writing {}: {e}", path.display())),
                 }
             }
-            Transport::Tls(smtp) => match smtp.send(email).await {
-                Ok(_) => Attempt::Sent,
-                Err(e) => classify(e),
-            },
-            Transport::Plain {
-                host,
-                port,
-                credentials,
-            } => {
-                if self.connection.as_ref().is_none_or(|c| c.has_broken()) {
-                    match Self::connect(host, *port, credentials).await {
-                        Ok(connection) => self.connection = Some(connection),
+            Transport::Smtp(server) => {
+                let mut connection = match self.connection.take() {
+                    Some(connection) if !connection.has_broken() => connection,
+                    _ => match server.open().await {
+                        Ok(connection) => connection,
                         Err(attempt) => return attempt,
+                    },
+                };
+                match server.transmit(&mut connection, &email).await {
+                    Ok(()) => {
+                        self.connection = Some(connection);
+                        Attempt::Sent
                     }
-                }
-                // Invariant: a connection was just ensured above.
-                let connection = self.connection.as_mut().expect("connected");
-                match connection.send(email.envelope(), &email.formatted()).await {
-                    Ok(_) => Attempt::Sent,
-                    Err(e) => {
-                        if connection.has_broken() {
-                            self.connection = None;
-                        }
-                        classify(e)
-                    }
+                    // The session is in an unknown state after any error: the next message
+                    // opens a new one.
+                    Err(attempt) => attempt,
                 }
             }
         }
@@ -262,13 +175,16 @@ pub fn mailbox(name: &str, address: &str) -> Result<Mailbox, String> {
     ))
 }
 
-/// Builds the message of `message`; a statement's comes with its recorded figures, which the
-/// caller loaded (`None`: there is no statement, and the message can never be sent).
+/// Builds the message of `message`; a statement's comes with its recorded figures and the PDF
+/// the close filed, which the caller loaded and checked against the recorded hash (`None`:
+/// there is no statement, and the message can never be sent). A statement closed before PDFs
+/// were filed with their hash has no filed PDF: it is rendered again from the figures.
 pub fn compose(
     renderer: &Renderer,
     from: &Mailbox,
     message: &ClaimedMessage,
     statement: Option<&StatementRecord>,
+    filed_pdf: Option<Vec<u8>>,
 ) -> Result<Message, ComposeError> {
     use ComposeError::Permanent;
     let to = mailbox(&message.recipient_name, &message.recipient).map_err(Permanent)?;
@@ -284,9 +200,21 @@ pub fn compose(
             })?;
             let doc = StatementDoc::new(record, &renderer.templates)
                 .map_err(|e| ComposeError::Permanent(format!("rendering the statement: {e}")))?;
-            let (_, pdf) = renderer
-                .statement(record)
-                .map_err(|e| Permanent(format!("rendering the statement: {e:#}")))?;
+            let pdf = match (filed_pdf, &record.pdf_sha256) {
+                (Some(pdf), Some(_)) => pdf,
+                (None, None) => {
+                    renderer
+                        .statement(record)
+                        .map_err(|e| Permanent(format!("rendering the statement: {e:#}")))?
+                        .1
+                }
+                // Invariant of the caller (`send`); refused rather than rendered again.
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(Permanent(
+                        "the filed statement PDF was not loaded with its recorded hash".into(),
+                    ));
+                }
+            };
             attachment = Some((
                 format!("statement-{}-{}.pdf", record.partner_id, record.period),
                 pdf,
@@ -294,7 +222,7 @@ pub fn compose(
             let context = json!({
                 "recipient_name": message.recipient_name, "partner_name": doc.partner_name, "partner_id": doc.partner_id,
                 "program_name": doc.program_name, "period": doc.period, "payable": doc.payable, "carried": doc.carried,
-                "held": doc.held, "status_text": doc.status_text, "holds": doc.holds,
+                "held": doc.held, "status_text": doc.status_text, "holds": doc.holds, "ineligible": doc.ineligible,
             });
             renderer
                 .templates

@@ -4,6 +4,7 @@
 
 pub mod delivery;
 pub mod pdf;
+pub mod smtp;
 pub mod statement;
 pub mod templates;
 pub mod waves;
@@ -16,6 +17,12 @@ use anyhow::Context;
 use pdf::FontSet;
 use statement::{StatementDoc, StatementRecord};
 use templates::{Language, Templates};
+
+/// The SHA-256 of a statement PDF as the store keeps it (lowercase hex).
+pub fn pdf_sha256(pdf: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(pdf))
+}
 
 /// Renders statements; load once and share between threads.
 pub struct Renderer {
@@ -42,8 +49,14 @@ impl Renderer {
     }
 
     /// Writes `<partner_id>.html` and `<partner_id>.pdf` for every record into `dir`, on all
-    /// cores. One partner's failure is reported with its id; nothing is skipped silently.
-    pub fn write_statements(&self, dir: &Path, records: &[StatementRecord]) -> anyhow::Result<()> {
+    /// cores, and sets each record's `pdf_sha256` to the hash of the PDF written: those are the
+    /// bytes `send` attaches. One partner's failure is reported with its id; nothing is skipped
+    /// silently.
+    pub fn write_statements(
+        &self,
+        dir: &Path,
+        records: &mut [StatementRecord],
+    ) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -52,7 +65,7 @@ impl Renderer {
         let bar = crate::progress::bar(records.len() as u64, "statements");
         std::thread::scope(|scope| {
             let handles: Vec<_> = records
-                .chunks(chunk)
+                .chunks_mut(chunk)
                 .map(|part| {
                     let bar = bar.clone();
                     scope.spawn(move || -> anyhow::Result<()> {
@@ -61,7 +74,8 @@ impl Renderer {
                                 format!("rendering the statement of partner {}", record.partner_id)
                             })?;
                             std::fs::write(dir.join(format!("{}.html", record.partner_id)), html)?;
-                            std::fs::write(dir.join(format!("{}.pdf", record.partner_id)), pdf)?;
+                            std::fs::write(dir.join(format!("{}.pdf", record.partner_id)), &pdf)?;
+                            record.pdf_sha256 = Some(pdf_sha256(&pdf));
                             bar.inc(1);
                         }
                         Ok(())

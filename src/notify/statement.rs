@@ -50,6 +50,11 @@ impl StatementRecord {
                     earning: c.earning.clone(),
                 })
                 .collect(),
+            eligibility_reasons: String::new(),
+            enrolled_on: None,
+            issued_on: None,
+            issuer: None,
+            pdf_sha256: None,
         }
     }
 
@@ -79,6 +84,24 @@ pub fn group_thousands(text: &str) -> String {
     }
 }
 
+/// Exact decimal text with the trailing zeros past the currency's minor units dropped
+/// (`3500000.00` KRW reads `3500000`, `12.500` USD `12.50`); digits that are not zeros stay,
+/// so nothing is rounded away.
+pub fn trim_to_minor(text: &str, minor_units: u32) -> String {
+    let Some((int_part, fraction)) = text.split_once('.') else {
+        return text.to_owned();
+    };
+    let keep = fraction
+        .trim_end_matches('0')
+        .len()
+        .max(minor_units as usize)
+        .min(fraction.len());
+    match keep {
+        0 => int_part.to_owned(),
+        _ => format!("{int_part}.{}", &fraction[..keep]),
+    }
+}
+
 /// An amount as a partner reads it: grouped digits and the currency code.
 pub fn display_money(minor_text: &str, currency: &str) -> String {
     format!("{} {currency}", group_thousands(minor_text))
@@ -105,6 +128,16 @@ pub struct HoldDoc {
 #[derive(Debug, Clone, Serialize)]
 pub struct StatementDoc {
     pub language: String,
+    /// Stable: the same on every rendering of the statement (`<partner_id>-<period>`).
+    pub statement_number: String,
+    /// The close's date; empty for a statement closed before it was recorded.
+    pub issued_on: String,
+    pub issuer_name: String,
+    /// The issuer's address, one entry per line.
+    pub issuer_address: Vec<String>,
+    pub issuer_email: String,
+    /// When and how payment is made: the configured sentence, or the language's default.
+    pub payment_terms: String,
     pub partner_id: String,
     pub partner_name: String,
     pub program_id: String,
@@ -122,6 +155,9 @@ pub struct StatementDoc {
     pub status: String,
     pub status_text: String,
     pub holds: Vec<HoldDoc>,
+    /// Why the partner was not eligible for the period and what restores eligibility, one
+    /// entry per failed rule (SPEC §3); empty when eligible.
+    pub ineligible: Vec<HoldDoc>,
 }
 
 /// A stored statement that cannot be shown: its amounts cannot be rounded for display.
@@ -151,6 +187,7 @@ impl StatementDoc {
                 period: record.period.clone(),
                 currency: record.currency.clone(),
             })?;
+        let eligible = record.eligibility_reasons.is_empty();
         let lines = record
             .lines
             .iter()
@@ -162,8 +199,24 @@ impl StatementDoc {
                     "booking_earned"
                 }),
                 lines: line.lines,
-                revenue: display_money(&line.revenue, &line.line_currency),
-                rate_label: line.rate.clone().unwrap_or_else(|| label("no_rate")),
+                revenue: display_money(
+                    &Currency::parse(&line.line_currency)
+                        .and_then(|c| c.minor_units().ok())
+                        .map_or_else(
+                            || line.revenue.clone(),
+                            |minor| trim_to_minor(&line.revenue, minor),
+                        ),
+                    &line.line_currency,
+                ),
+                rate_label: line.rate.clone().unwrap_or_else(|| {
+                    // An ineligible partner's lines earn nothing because of eligibility, not
+                    // because their category has no rate.
+                    label(if eligible {
+                        "no_rate"
+                    } else {
+                        "not_eligible_rate"
+                    })
+                }),
                 earning: group_thousands(
                     &Money::round_exact_text(&line.earning, payout_currency)
                         .map_or_else(|| line.earning.clone(), |shown| shown.to_string()),
@@ -171,8 +224,27 @@ impl StatementDoc {
             })
             .collect();
         let money = |text: &str| display_money(text, currency);
+        let issuer = record.issuer.clone().unwrap_or_default();
         Ok(Self {
             language: language.code().to_owned(),
+            statement_number: format!("{}-{}", record.partner_id, record.period),
+            issued_on: record.issued_on.clone().unwrap_or_default(),
+            issuer_address: issuer
+                .address
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            issuer_email: issuer.email,
+            payment_terms: match issuer.payment_terms.trim() {
+                "" => label("payment_terms"),
+                configured => configured.to_owned(),
+            },
+            issuer_name: match issuer.name.trim() {
+                "" => label("issued_by"),
+                configured => configured.to_owned(),
+            },
             partner_id: record.partner_id.clone(),
             partner_name: record.partner_name.clone(),
             program_id: record.program_id.clone(),
@@ -188,22 +260,65 @@ impl StatementDoc {
             carried: money(&record.carried),
             held: money(&record.held),
             status: record.status.clone(),
-            status_text: templates.label(language, &format!("statuses.{}", record.status)),
+            status_text: label(&format!("statuses.{}", status_key(record))),
             holds: record
                 .hold_codes()
+                .map(|code| {
+                    // Enrolled after the as-of date: enrolled from that date, paid from the
+                    // next period; nothing to enrol in.
+                    let key = match (code, &record.enrolled_on) {
+                        ("NOT_ENROLLED", Some(_)) => "ENROLLED_AFTER_AS_OF",
+                        _ => code,
+                    };
+                    let date = record.enrolled_on.as_deref().unwrap_or_default();
+                    HoldDoc {
+                        code: code.to_owned(),
+                        text: label(&format!("holds.{key}.text")).replace("{date}", date),
+                        action: label(&format!("holds.{key}.action")).replace("{date}", date),
+                    }
+                })
+                .collect(),
+            ineligible: record
+                .eligibility_reasons
+                .split(';')
+                .filter(|code| !code.is_empty())
                 .map(|code| HoldDoc {
                     code: code.to_owned(),
-                    text: templates.label(language, &format!("holds.{code}.text")),
-                    action: templates.label(language, &format!("holds.{code}.action")),
+                    text: label(&format!("eligibility.{code}.text")),
+                    action: label(&format!("eligibility.{code}.action")),
                 })
                 .collect(),
         })
     }
 }
 
+/// The key of the status sentence: a negative carried balance is a debit carried forward, and
+/// an ineligible partner below the threshold earned nothing because it was not eligible.
+fn status_key(record: &StatementRecord) -> &str {
+    let below = record.status == "BELOW_THRESHOLD";
+    // Money text never has a sign on zero (SPEC §7.12): a leading `-` is a debit.
+    if below && record.carried.starts_with('-') {
+        "DEBIT_CARRIED"
+    } else if below && !record.eligibility_reasons.is_empty() {
+        "NOT_ELIGIBLE"
+    } else {
+        &record.status
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revenue_shows_the_currency_decimals_and_every_digit_that_is_not_a_zero() {
+        assert_eq!(trim_to_minor("3500000.00", 0), "3500000");
+        assert_eq!(trim_to_minor("3500000.50", 0), "3500000.5");
+        assert_eq!(trim_to_minor("12.500000", 2), "12.50");
+        assert_eq!(trim_to_minor("12.5", 3), "12.5");
+        assert_eq!(trim_to_minor("-7.123400", 3), "-7.1234");
+        assert_eq!(trim_to_minor("900000", 0), "900000");
+    }
 
     #[test]
     fn thousands_are_grouped() {

@@ -4,34 +4,63 @@
 use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 
-/// The language of a partner's documents: Korean for partners in `KR`, English otherwise.
+/// The language of a partner's documents, by its country (`templates/languages.toml`);
+/// English for a country not listed there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Language {
     En,
     Ko,
+    Ja,
+    De,
 }
 
+/// Which country's partners read which language.
+const LANGUAGES_BY_COUNTRY: &str = include_str!("templates/languages.toml");
+
 impl Language {
+    pub const ALL: &'static [Language] = &[Language::En, Language::Ko, Language::Ja, Language::De];
+
     pub fn for_country(country: &str) -> Self {
-        if country == "KR" {
-            Language::Ko
-        } else {
-            Language::En
-        }
+        static TABLE: std::sync::OnceLock<std::collections::HashMap<String, Language>> =
+            std::sync::OnceLock::new();
+        let table = TABLE.get_or_init(|| {
+            // Invariant: the file is compiled in and read by a test; a bad entry is a build
+            // defect, not an operational condition.
+            let parsed: toml::Table = LANGUAGES_BY_COUNTRY
+                .parse()
+                .unwrap_or_else(|e| panic!("languages.toml: {e}"));
+            parsed
+                .iter()
+                .map(|(country, code)| {
+                    let code = code.as_str().unwrap_or_default();
+                    let language = Language::ALL
+                        .iter()
+                        .copied()
+                        .find(|l| l.code() == code)
+                        .unwrap_or_else(|| {
+                            panic!("languages.toml: {country}: no language `{code}`")
+                        });
+                    (country.clone(), language)
+                })
+                .collect()
+        });
+        table.get(country).copied().unwrap_or(Language::En)
     }
 
     pub fn from_code(code: &str) -> Self {
-        if code == "ko" {
-            Language::Ko
-        } else {
-            Language::En
-        }
+        Language::ALL
+            .iter()
+            .copied()
+            .find(|l| l.code() == code)
+            .unwrap_or(Language::En)
     }
 
     pub fn code(self) -> &'static str {
         match self {
             Language::En => "en",
             Language::Ko => "ko",
+            Language::Ja => "ja",
+            Language::De => "de",
         }
     }
 }
@@ -62,10 +91,36 @@ const TEMPLATE_FILES: &[(&str, &str)] = &[
         "migration.ko.j2",
         include_str!("templates/email/migration.ko.j2"),
     ),
+    (
+        "statement.ja.j2",
+        include_str!("templates/email/statement.ja.j2"),
+    ),
+    (
+        "invitation.ja.j2",
+        include_str!("templates/email/invitation.ja.j2"),
+    ),
+    (
+        "migration.ja.j2",
+        include_str!("templates/email/migration.ja.j2"),
+    ),
+    (
+        "statement.de.j2",
+        include_str!("templates/email/statement.de.j2"),
+    ),
+    (
+        "invitation.de.j2",
+        include_str!("templates/email/invitation.de.j2"),
+    ),
+    (
+        "migration.de.j2",
+        include_str!("templates/email/migration.de.j2"),
+    ),
 ];
 
 const LABELS_EN: &str = include_str!("templates/labels.en.toml");
 const LABELS_KO: &str = include_str!("templates/labels.ko.toml");
+const LABELS_JA: &str = include_str!("templates/labels.ja.toml");
+const LABELS_DE: &str = include_str!("templates/labels.de.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -88,6 +143,8 @@ pub struct Templates {
     env: Environment<'static>,
     labels_en: toml::Table,
     labels_ko: toml::Table,
+    labels_ja: toml::Table,
+    labels_de: toml::Table,
 }
 
 impl Templates {
@@ -120,6 +177,8 @@ impl Templates {
             env,
             labels_en: parse(LABELS_EN),
             labels_ko: parse(LABELS_KO),
+            labels_ja: parse(LABELS_JA),
+            labels_de: parse(LABELS_DE),
         }
     }
 
@@ -127,6 +186,8 @@ impl Templates {
         match language {
             Language::En => &self.labels_en,
             Language::Ko => &self.labels_ko,
+            Language::Ja => &self.labels_ja,
+            Language::De => &self.labels_de,
         }
     }
 
@@ -229,14 +290,35 @@ mod tests {
     }
 
     #[test]
-    fn both_languages_have_every_label() {
+    fn every_language_has_every_label_and_every_email() {
         let templates = Templates::load();
-        let (mut en, mut ko) = (Vec::new(), Vec::new());
+        let mut en = Vec::new();
         keys(&templates.labels_en, "", &mut en);
-        keys(&templates.labels_ko, "", &mut ko);
         en.sort();
-        ko.sort();
-        assert_eq!(en, ko);
+        for &language in Language::ALL {
+            let mut other = Vec::new();
+            keys(templates.labels(language), "", &mut other);
+            other.sort();
+            assert_eq!(en, other, "labels.{}.toml", language.code());
+            for kind in ["statement", "invitation", "migration"] {
+                let name = format!("{kind}.{}.j2", language.code());
+                assert!(
+                    TEMPLATE_FILES.iter().any(|(file, _)| *file == name),
+                    "email/{name} is missing"
+                );
+            }
+        }
+        for (country, code) in [
+            ("KR", "ko"),
+            ("JP", "ja"),
+            ("DE", "de"),
+            ("AT", "de"),
+            ("CH", "de"),
+            ("US", "en"),
+            ("FR", "en"),
+        ] {
+            assert_eq!(Language::for_country(country).code(), code, "{country}");
+        }
         assert_eq!(
             templates
                 .label(Language::Ko, "statuses.HELD")
@@ -244,6 +326,29 @@ mod tests {
                 .next(),
             Some('보')
         );
+    }
+
+    #[test]
+    fn every_email_renders_in_every_language() {
+        let templates = Templates::load();
+        let context = serde_json::json!({
+            "recipient_name": "Ada", "partner_name": "Fabrikam Müller GmbH", "partner_id": "1000002",
+            "program_name": "CSP Indirect Provider Incentive", "period": "2026-10", "payable": "1.00 EUR",
+            "carried": "0.00 EUR", "held": "0.00 EUR", "status_text": "x", "opens_on": "2026-11-02",
+            "reminder": 1, "holds": [{"text": "t", "action": "a"}], "ineligible": [{"text": "t", "action": "a"}],
+        });
+        for &language in Language::ALL {
+            for kind in ["statement", "invitation", "migration"] {
+                let body = templates.render_email(kind, language, &context).unwrap();
+                assert!(
+                    !body.subject.is_empty()
+                        && body.text.contains("1000002")
+                        && body.html.contains("1000002"),
+                    "{kind}.{}",
+                    language.code()
+                );
+            }
+        }
     }
 
     #[test]

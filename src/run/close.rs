@@ -16,6 +16,7 @@ use super::{
 };
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
+use crate::domain::reasons::join_codes;
 use crate::domain::review::CloseApproval;
 use crate::domain::status::OutboxKind;
 use crate::earnings::Detail;
@@ -134,7 +135,7 @@ pub async fn close(
         Err(e) => return Err(failed_before_start(store, "close", period, e).await),
     };
     let lease = store.acquire_lease(LEDGER_LEASE, LEDGER_LEASE_WAIT).await?;
-    let result = close_locked(store, paths, &master, period, sign_off).await;
+    let result = close_locked(store, paths, &master, period, today.date, sign_off).await;
     lease.release().await?;
     result
 }
@@ -144,6 +145,7 @@ async fn close_locked(
     paths: &Paths,
     master: &MasterData,
     period: Period,
+    issued_on: chrono::NaiveDate,
     sign_off: &SignOff,
 ) -> anyhow::Result<CloseResult> {
     let period_text = period.to_string();
@@ -188,7 +190,9 @@ async fn close_locked(
                     gap.detail
                 );
             }
-            let statements: Vec<StatementRecord> = computation
+            let eligibility: std::collections::HashMap<&str, &crate::earnings::EligibilityRow> =
+                computation.eligibility.iter().map(|row| (row.partner_id.as_str(), row)).collect();
+            let mut statements: Vec<StatementRecord> = computation
                 .payouts
                 .iter()
                 .map(|figures| {
@@ -197,7 +201,15 @@ async fn close_locked(
                     let program_name = partner
                         .and_then(|p| master.programs.for_type(p.partner_type))
                         .map_or("", |p| p.name.as_str());
-                    StatementRecord::from_figures(figures, period, program_name, language)
+                    let mut record = StatementRecord::from_figures(figures, period, program_name, language);
+                    // What the statement explains beyond the figures (SPEC §3 eligibility, holds).
+                    if let Some(row) = eligibility.get(figures.partner_id.as_str()) {
+                        record.eligibility_reasons = join_codes(row.reasons.iter().map(|r| r.code()));
+                    }
+                    record.enrolled_on = partner.and_then(|p| p.enrolled_on).map(|d| d.to_string());
+                    record.issued_on = Some(issued_on.to_string());
+                    record.issuer = Some(paths.issuer.clone());
+                    record
                 })
                 .collect();
             let messages: Vec<OutboxMessage> = computation
@@ -218,7 +230,8 @@ async fn close_locked(
             let exceptions = store.open_exceptions().await?;
             reports::write_period_reports(&staged, &computation, &exceptions)
                 .with_context(|| format!("writing reports to {}", staged.display()))?;
-            Renderer::new()?.write_statements(&staged.join("statements"), &statements)?;
+            // Rendered once, here: the hashes go into the close, and `send` attaches these files.
+            Renderer::new()?.write_statements(&staged.join("statements"), &mut statements)?;
             let fingerprint = draft_fingerprint(store, master, period).await?;
             let folder = Folder {
                 kind: ReportKind::Final,

@@ -51,6 +51,8 @@ pub struct Paths {
     pub reports_dir: PathBuf,
     /// Start every CSV report with a UTF-8 byte-order mark (`--csv-bom`; default off).
     pub csv_bom: bool,
+    /// Who issues the statements a close renders (`[issuer]` of `payout.toml`).
+    pub issuer: crate::domain::statement::Issuer,
 }
 
 /// Test hook: with `PAYOUT_FAILPOINT=<name>` the process dies at that point as under `kill -9`

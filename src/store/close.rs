@@ -36,6 +36,11 @@ const STATEMENTS: InsertInto = InsertInto {
         "held",
         "status",
         "hold_reasons",
+        "pdf_sha256",
+        "eligibility_reasons",
+        "enrolled_on",
+        "issued_on",
+        "issuer",
     ],
     suffix: "",
 };
@@ -180,7 +185,17 @@ impl Store {
                     .push_bind(record.carried.clone())
                     .push_bind(record.held.clone())
                     .push_bind(record.status.clone())
-                    .push_bind(record.hold_reasons.clone());
+                    .push_bind(record.hold_reasons.clone())
+                    .push_bind(record.pdf_sha256.clone())
+                    .push_bind(record.eligibility_reasons.clone())
+                    .push_bind(record.enrolled_on.clone())
+                    .push_bind(record.issued_on.clone())
+                    .push_bind(
+                        record
+                            .issuer
+                            .as_ref()
+                            .map(|issuer| serde_json::json!(issuer).to_string()),
+                    );
             })
             .await?;
         let lines = close.statements.iter().flat_map(|record| {

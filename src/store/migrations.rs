@@ -36,6 +36,7 @@ const SHARED: &[MigrationFile] = &[
     migration_file!(5, "run warnings", "shared/0005_run_warnings.sql"),
     migration_file!(8, "job status", "shared/0008_job_status.sql"),
     migration_file!(10, "review pack", "shared/0010_review_pack.sql"),
+    migration_file!(11, "statement pdf", "shared/0011_statement_pdf.sql"),
 ];
 
 const SQLITE: &[MigrationFile] = &[
@@ -137,6 +138,11 @@ mod tests {
             "review pack",
             "6b931ebb172cf52a5f7e9dfa0be62e1f3e1b0aaca1101eaa85e3931abb7e81d442b7cda6d6c8adb08be19903ae05525f",
         ),
+        (
+            11,
+            "statement pdf",
+            "fcdc61ba08d4457156a820bd61cad3cb45b9d683158960b131e7031ac9777af64ef352c162313a5530ccdc7b421f9e73",
+        ),
     ];
 
     const POSTGRES_RECORDED: &[(i64, &str, &str)] = &[
@@ -184,6 +190,11 @@ mod tests {
             10,
             "review pack",
             "6b931ebb172cf52a5f7e9dfa0be62e1f3e1b0aaca1101eaa85e3931abb7e81d442b7cda6d6c8adb08be19903ae05525f",
+        ),
+        (
+            11,
+            "statement pdf",
+            "fcdc61ba08d4457156a820bd61cad3cb45b9d683158960b131e7031ac9777af64ef352c162313a5530ccdc7b421f9e73",
         ),
     ];
 

@@ -177,6 +177,14 @@ impl Store {
                 .bind(claimer.to_owned())
                 .bind(*next_attempt_at_ms)
                 .bind(error.clone()),
+                DeliveryOutcome::Deferred { next_attempt_at_ms, error } => sqlx::query(
+                    "UPDATE outbox SET status = 'queued', next_attempt_at_ms = $3, last_error = $4, \
+                     claimed_by = NULL WHERE id = $1 AND claimed_by = $2",
+                )
+                .bind(*id)
+                .bind(claimer.to_owned())
+                .bind(*next_attempt_at_ms)
+                .bind(error.clone()),
                 DeliveryOutcome::Failed(error) => sqlx::query(
                     "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $3, claimed_by = NULL \
                      WHERE id = $1 AND claimed_by = $2",
@@ -204,7 +212,8 @@ impl Store {
     ) -> StoreResult<Option<StatementRecord>> {
         let Some(row) = sqlx::query(
             "SELECT partner_name, program_id, program_name, currency, language, earned, adjustments, released, carried_in, \
-             payable, carried, held, status, hold_reasons FROM statements WHERE period = $1 AND partner_id = $2",
+             payable, carried, held, status, hold_reasons, pdf_sha256, \
+             eligibility_reasons, enrolled_on, issued_on, issuer FROM statements WHERE period = $1 AND partner_id = $2",
         )
         .bind(period.to_owned())
         .bind(partner_id.to_owned())
@@ -252,6 +261,17 @@ impl Store {
             status: row.try_get(12)?,
             hold_reasons: row.try_get(13)?,
             lines,
+            pdf_sha256: row.try_get(14)?,
+            eligibility_reasons: row.try_get(15)?,
+            enrolled_on: row.try_get(16)?,
+            issued_on: row.try_get(17)?,
+            issuer: row
+                .try_get::<Option<String>, _>(18)?
+                .map(|text| {
+                    serde_json::from_str(&text)
+                        .map_err(|e| StoreError::Corrupt(format!("statement issuer: {e}")))
+                })
+                .transpose()?,
         }))
     }
 

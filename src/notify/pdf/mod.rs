@@ -7,30 +7,35 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use krilla::Document;
-use krilla::geom::{PathBuilder, Point, Rect};
-use krilla::metadata::Metadata;
-use krilla::page::PageSettings;
-use krilla::paint::{Fill, Stroke};
-use krilla::text::{Font, TextDirection};
+use krilla::text::Font;
 use skrifa::MetadataProvider;
 use skrifa::instance::{LocationRef, Size};
 
 use super::statement::StatementDoc;
 use super::templates::{Language, Templates};
+use table::{Align, Column};
 
-static CJK_REGULAR: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Subset-Regular.otf");
-static CJK_BOLD: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Subset-Bold.otf");
+mod table;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use write::write_pdf;
+
+static CJK_REGULAR: &[u8] = include_bytes!("../fonts/NotoSansCJKkr-Subset-Regular.otf");
+static CJK_BOLD: &[u8] = include_bytes!("../fonts/NotoSansCJKkr-Subset-Bold.otf");
 /// The Latin part alone (about 37 KB): subsetting it per PDF is far cheaper, so statements
 /// whose every character it covers use it.
-static LATIN_REGULAR: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Latin-Regular.otf");
-static LATIN_BOLD: &[u8] = include_bytes!("fonts/NotoSansCJKkr-Latin-Bold.otf");
+static LATIN_REGULAR: &[u8] = include_bytes!("../fonts/NotoSansCJKkr-Latin-Regular.otf");
+static LATIN_BOLD: &[u8] = include_bytes!("../fonts/NotoSansCJKkr-Latin-Bold.otf");
 
 const PAGE_WIDTH: f32 = 595.28;
 const PAGE_HEIGHT: f32 = 841.89;
 const MARGIN: f32 = 50.0;
 const BOTTOM: f32 = PAGE_HEIGHT - 60.0;
 const RIGHT: f32 = PAGE_WIDTH - MARGIN;
+/// Where the values of the partner block start.
+const META_VALUE_X: f32 = MARGIN + 130.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PdfError {
@@ -298,6 +303,15 @@ pub fn render_statement_pdf(
     templates: &Templates,
     fonts: &FontSet,
 ) -> Result<Vec<u8>, PdfError> {
+    write_pdf(layout_statement(doc, templates, fonts), doc)
+}
+
+/// The statement as pages of drawing operations.
+fn layout_statement<'f>(
+    doc: &StatementDoc,
+    templates: &Templates,
+    fonts: &'f FontSet,
+) -> Layout<'f> {
     let language = Language::from_code(&doc.language);
     let label = |key: &str| templates.label(language, key);
     // Every text the statement shows comes from the document and its labels.
@@ -310,77 +324,93 @@ pub fn render_statement_pdf(
 
     l.text(MARGIN, 20.0, true, Color::Accent, &label("title"));
     l.y += 18.0;
-    l.text(
+    l.paragraph(
         MARGIN,
         9.5,
         false,
         Color::Muted,
-        &format!("{} · {}", label("issued_by"), doc.program_name),
+        &format!("{} · {}", doc.issuer_name, doc.program_name),
     );
-    l.y += 10.0;
+    // The issuer block: address lines, then whom to write to.
+    let contact = format!("{}: {}", label("contact"), doc.issuer_email);
+    let issuer_lines = doc
+        .issuer_address
+        .iter()
+        .map(String::as_str)
+        .chain((!doc.issuer_email.is_empty()).then_some(contact.as_str()));
+    for line in issuer_lines {
+        l.paragraph(MARGIN, 8.5, false, Color::Muted, line);
+    }
+    l.y -= 3.0;
     let y = l.y;
     l.rule(y, 2.0, Color::Accent);
     l.y += 24.0;
 
     let program = format!("{} ({})", doc.program_name, doc.program_id);
-    for (key, value) in [
+    let mut meta = vec![("statement_number", doc.statement_number.as_str())];
+    if !doc.issued_on.is_empty() {
+        meta.push(("issued_on", doc.issued_on.as_str()));
+    }
+    for (key, value) in meta.into_iter().chain([
         ("partner", doc.partner_name.as_str()),
         ("partner_id", doc.partner_id.as_str()),
         ("program", program.as_str()),
         ("period", doc.period.as_str()),
         ("currency", doc.currency.as_str()),
-    ] {
-        l.text(MARGIN, 9.5, false, Color::Muted, &label(key));
-        l.text(MARGIN + 130.0, 10.5, key == "partner", Color::Text, value);
-        l.y += 16.0;
+    ]) {
+        // Label and value each wrap in their own column, so a long name cannot run over.
+        let top = l.y;
+        let labels = l.wrap(&label(key), 9.5, false, META_VALUE_X - MARGIN - 8.0);
+        let values = l.wrap(value, 10.5, key == "partner", RIGHT - META_VALUE_X);
+        for (at, line) in labels.iter().enumerate() {
+            l.y = top + at as f32 * 14.0;
+            l.text(MARGIN, 9.5, false, Color::Muted, line);
+        }
+        for (at, line) in values.iter().enumerate() {
+            l.y = top + at as f32 * 14.0;
+            l.text(META_VALUE_X, 10.5, key == "partner", Color::Text, line);
+        }
+        l.y = top + 16.0 + (labels.len().max(values.len()).max(1) - 1) as f32 * 14.0;
     }
     l.y += 14.0;
 
     l.text(MARGIN, 13.0, true, Color::Text, &label("lines_title"));
     l.y += 10.0;
-    // Columns: category, booked as, lines (right edge), revenue, rate, earning.
-    let (c_booking, r_lines, r_revenue, r_rate, r_earning) =
-        (MARGIN + 80.0, 300.0, 425.0, 470.0, RIGHT - 4.0);
     if doc.lines.is_empty() {
         l.y += 8.0;
         l.text(MARGIN, 10.0, false, Color::Muted, &label("no_lines"));
         l.y += 16.0;
     } else {
-        let band_y = l.y;
-        l.ops().push(Op::Rect {
-            x: MARGIN,
-            y: band_y,
-            w: RIGHT - MARGIN,
-            h: 18.0,
-            color: Color::Band,
-        });
-        l.y += 12.5;
-        l.text(MARGIN + 4.0, 8.5, true, Color::Text, &label("category"));
-        l.text(c_booking, 8.5, true, Color::Text, &label("booking"));
-        l.text_right(r_lines, 8.5, true, Color::Text, &label("lines"));
-        l.text_right(r_revenue, 8.5, true, Color::Text, &label("revenue"));
-        l.text_right(r_rate, 8.5, true, Color::Text, &label("rate"));
-        l.text_right(
-            r_earning,
-            8.5,
-            true,
-            Color::Text,
-            &format!("{} ({})", label("earning"), doc.currency),
-        );
-        l.y += 5.5;
-        for line in &doc.lines {
-            l.need(18.0);
-            l.y += 13.5;
-            l.text(MARGIN + 4.0, 9.5, false, Color::Text, &line.category);
-            l.text(c_booking, 9.5, false, Color::Text, &line.booking_label);
-            l.text_right(r_lines, 9.5, false, Color::Text, &line.lines.to_string());
-            l.text_right(r_revenue, 9.5, false, Color::Text, &line.revenue);
-            l.text_right(r_rate, 9.5, false, Color::Text, &line.rate_label);
-            l.text_right(r_earning, 9.5, false, Color::Text, &line.earning);
-            l.y += 5.0;
-            let y = l.y;
-            l.rule(y, 0.5, Color::Rule);
-        }
+        let column = |key: &str, align| Column {
+            header: label(key),
+            align,
+        };
+        let columns = [
+            column("category", Align::Left),
+            column("booking", Align::Left),
+            column("lines", Align::Right),
+            column("revenue", Align::Right),
+            column("rate", Align::Right),
+            Column {
+                header: format!("{} ({})", label("earning"), doc.currency),
+                align: Align::Right,
+            },
+        ];
+        let rows: Vec<Vec<String>> = doc
+            .lines
+            .iter()
+            .map(|line| {
+                vec![
+                    line.category.clone(),
+                    line.booking_label.clone(),
+                    line.lines.to_string(),
+                    line.revenue.clone(),
+                    line.rate_label.clone(),
+                    line.earning.clone(),
+                ]
+            })
+            .collect();
+        l.table(&columns, &rows);
         l.y += 10.0;
     }
     l.y += 14.0;
@@ -402,9 +432,8 @@ pub fn render_statement_pdf(
             let y = l.y - 11.0;
             l.rule(y, 1.2, Color::Text);
         }
-        l.text(MARGIN + 4.0, 10.0, total, Color::Text, &label(key));
-        l.text_right(r_earning, 10.0, total, Color::Text, value);
-        l.y += 17.0;
+        l.label_value(&label(key), value, 10.0, total, RIGHT - 4.0);
+        l.y += 2.5;
     }
     l.y += 8.0;
 
@@ -443,11 +472,17 @@ pub fn render_statement_pdf(
     }
     l.y += 12.0;
 
-    if !doc.holds.is_empty() {
+    for (title, items) in [
+        ("eligibility_title", &doc.ineligible),
+        ("holds_title", &doc.holds),
+    ] {
+        if items.is_empty() {
+            continue;
+        }
         l.need(40.0);
-        l.text(MARGIN, 12.0, true, Color::Text, &label("holds_title"));
-        l.y += 18.0;
-        for hold in &doc.holds {
+        l.paragraph(MARGIN, 12.0, true, Color::Text, &label(title));
+        l.y += 4.0;
+        for hold in items {
             l.paragraph(
                 MARGIN + 10.0,
                 10.0,
@@ -460,114 +495,9 @@ pub fn render_statement_pdf(
         }
     }
     l.y += 10.0;
+    l.paragraph(MARGIN, 9.5, false, Color::Text, &doc.payment_terms);
+    l.y += 6.0;
     l.paragraph(MARGIN, 8.0, false, Color::Muted, &label("footnote"));
 
-    write_pdf(l, doc)
-}
-
-fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8>, PdfError> {
-    let mut document = Document::new();
-    document.set_metadata(
-        Metadata::new()
-            .title(format!(
-                "{} {} {}",
-                doc.partner_id, doc.period, doc.partner_name
-            ))
-            .producer("payout".into()),
-    );
-    let page_count = layout.pages.len();
-    for (number, ops) in layout.pages.iter().enumerate() {
-        let settings = PageSettings::from_wh(PAGE_WIDTH, PAGE_HEIGHT)
-            .ok_or_else(|| PdfError::Write("page size".into()))?;
-        let mut page = document.start_page_with(settings);
-        let mut surface = page.surface();
-        for op in ops {
-            match op {
-                Op::Text {
-                    x,
-                    y,
-                    size,
-                    bold,
-                    color,
-                    text,
-                } => {
-                    surface.set_fill(Some(Fill {
-                        paint: color.rgb().into(),
-                        ..Fill::default()
-                    }));
-                    let face = layout.fonts.face(*bold);
-                    surface.draw_text(
-                        Point::from_xy(*x, *y),
-                        face.font.clone(),
-                        *size,
-                        text,
-                        false,
-                        TextDirection::Auto,
-                    );
-                }
-                Op::Rect { x, y, w, h, color } => {
-                    let mut builder = PathBuilder::new();
-                    if let Some(rect) = Rect::from_xywh(*x, *y, *w, *h) {
-                        builder.push_rect(rect);
-                    }
-                    if let Some(path) = builder.finish() {
-                        surface.set_fill(Some(Fill {
-                            paint: color.rgb().into(),
-                            ..Fill::default()
-                        }));
-                        surface.set_stroke(None);
-                        surface.draw_path(&path);
-                    }
-                }
-                Op::Line {
-                    x1,
-                    x2,
-                    y,
-                    width,
-                    color,
-                } => {
-                    let mut builder = PathBuilder::new();
-                    builder.move_to(*x1, *y);
-                    builder.line_to(*x2, *y);
-                    if let Some(path) = builder.finish() {
-                        surface.set_fill(None);
-                        surface.set_stroke(Some(Stroke {
-                            paint: color.rgb().into(),
-                            width: *width,
-                            ..Stroke::default()
-                        }));
-                        surface.draw_path(&path);
-                        surface.set_stroke(None);
-                    }
-                }
-            }
-        }
-        if page_count > 1 {
-            let footer = format!(
-                "{} · {} · {}/{}",
-                doc.partner_id,
-                doc.period,
-                number + 1,
-                page_count
-            );
-            surface.set_fill(Some(Fill {
-                paint: Color::Muted.rgb().into(),
-                ..Fill::default()
-            }));
-            let face = layout.fonts.face(false);
-            surface.draw_text(
-                Point::from_xy(MARGIN, PAGE_HEIGHT - 30.0),
-                face.font.clone(),
-                8.0,
-                &footer,
-                false,
-                TextDirection::Auto,
-            );
-        }
-        surface.finish();
-        page.finish();
-    }
-    document
-        .finish()
-        .map_err(|e| PdfError::Write(format!("{e:?}")))
+    l
 }

@@ -1,0 +1,125 @@
+//! The layout's own text boxes never intersect, whatever the length of names, categories and
+//! amounts (15-digit KRW figures), in English and Korean.
+
+use super::*;
+use crate::notify::statement::{HoldDoc, LineDoc, StatementDoc};
+
+/// (page, left, top, right, bottom, text) of every text the layout draws.
+fn text_boxes(layout: &Layout<'_>) -> Vec<(usize, f32, f32, f32, f32, String)> {
+    let mut boxes = Vec::new();
+    for (page, ops) in layout.pages.iter().enumerate() {
+        for op in ops {
+            if let Op::Text {
+                x,
+                y,
+                size,
+                bold,
+                text,
+                ..
+            } = op
+            {
+                let width = layout.fonts.face(*bold).width(text, *size);
+                // From the ascender to the descender around the baseline `y`.
+                boxes.push((
+                    page,
+                    *x,
+                    y - size * 0.88,
+                    x + width,
+                    y + size * 0.12,
+                    text.clone(),
+                ));
+            }
+        }
+    }
+    boxes
+}
+
+fn long_statement(language: &str) -> StatementDoc {
+    let amount = "-123,456,789,012,345 KRW".to_owned();
+    let line = |category: &str, rate: &str| LineDoc {
+        category: category.to_owned(),
+        booking_label: "Late revenue (adjustment) booked from 2026-09".to_owned(),
+        lines: 1_234_567,
+        revenue: "987,654,321,098,765.00 KRW".to_owned(),
+        rate_label: rate.to_owned(),
+        earning: "-123,456,789,012,345".to_owned(),
+    };
+    let hold = HoldDoc {
+        code: "TAX_PROFILE_INCOMPLETE".into(),
+        text: "Tax profile incomplete ".repeat(6),
+        action: "Complete your tax profile in the partner portal. ".repeat(8),
+    };
+    StatementDoc {
+        language: language.to_owned(),
+        statement_number: "1000001-2026-10".into(),
+        issued_on: "2026-11-03".into(),
+        issuer_name: "Partner Incentives Finance of a Very Long Legal Entity Name Worldwide".into(),
+        issuer_address: vec!["One Microsoft Place, South County Business Park, Leopardstown, Dublin 18, D18 P521, Ireland".into(), "Ireland".into()],
+        issuer_email: "partner-incentives-finance-statements@payout.example".into(),
+        payment_terms: "Payable amounts are paid by bank transfer within 30 days. ".repeat(4),
+        partner_id: "1000001".into(),
+        partner_name: "Contoso Cloud Distribution International Holdings and Partners Worldwide Limited Liability Company 서울 클라우드 파트너스".into(),
+        program_id: "csp-indirect".into(),
+        program_name: "CSP Indirect Provider Incentive for Cloud Solution Providers Worldwide".into(),
+        period: "2026-10".into(),
+        currency: "KRW".into(),
+        lines: vec![
+            line("azure-consumption-reserved-instances-and-savings-plans-enterprise", "not incentivised"),
+            line("인센티브대상아님인센티브대상아님인센티브대상아님", "0.0312345678"),
+            line("m365", "not eligible"),
+        ],
+        earned: amount.clone(),
+        adjustments: amount.clone(),
+        released: amount.clone(),
+        carried_in: amount.clone(),
+        payable: amount.clone(),
+        carried: amount.clone(),
+        held: amount,
+        status: "HELD".into(),
+        status_text: "Held: amounts are kept until the items below are resolved. ".repeat(5),
+        holds: vec![hold.clone(), hold.clone()],
+        ineligible: vec![hold],
+    }
+}
+
+#[test]
+fn no_two_texts_of_a_statement_overlap_with_long_names_and_15_digit_amounts() {
+    let templates = Templates::load();
+    let fonts = FontSet::load().unwrap();
+    for language in ["en", "ko", "ja", "de"] {
+        let doc = long_statement(language);
+        let layout = layout_statement(&doc, &templates, &fonts);
+        let boxes = text_boxes(&layout);
+        assert!(boxes.len() > 40, "{language}: {} texts", boxes.len());
+        for (at, a) in boxes.iter().enumerate() {
+            assert!(
+                a.1 >= MARGIN - 0.5 && a.3 <= RIGHT + 0.5,
+                "{language}: {a:?} leaves the page"
+            );
+            for b in &boxes[at + 1..] {
+                let overlap = a.0 == b.0 && a.1 < b.3 && b.1 < a.3 && a.2 < b.4 && b.2 < a.4;
+                assert!(!overlap, "{language}: {a:?} overlaps {b:?}");
+            }
+        }
+        // And the PDF is still written from it.
+        let pdf = render_statement_pdf(&doc, &templates, &fonts).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"));
+    }
+}
+
+#[test]
+fn statements_are_tagged_pdf_with_their_language() {
+    let templates = Templates::load();
+    let fonts = FontSet::load().unwrap();
+    for language in ["en", "ko", "ja", "de"] {
+        let pdf = render_statement_pdf(&long_statement(language), &templates, &fonts).unwrap();
+        let contains = |needle: &str| pdf.windows(needle.len()).any(|w| w == needle.as_bytes());
+        // What `pdfinfo` reads as `Tagged: yes`: a structure tree and marked content.
+        assert!(contains("/StructTreeRoot"), "{language}: no structure tree");
+        assert!(contains("/Marked true"), "{language}: not marked");
+        assert!(
+            contains(&format!("/Lang ({language})")),
+            "{language}: no language"
+        );
+    }
+}
