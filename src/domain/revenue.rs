@@ -58,3 +58,26 @@ pub struct Segment {
     pub rows: u64,
     pub late_rows: u64,
 }
+
+/// How a line enters the period: its own month, or late revenue of a closed month (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Booking {
+    Earned,
+    Adjustment,
+}
+
+impl Booking {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Booking::Earned => "earned",
+            Booking::Adjustment => "adjustment",
+        }
+    }
+
+    /// The booking stored as `text` (`as_str`), if it is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Booking::Earned, Booking::Adjustment]
+            .into_iter()
+            .find(|b| b.as_str() == text)
+    }
+}

@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+use super::reasons::PayoutStatus;
+use super::revenue::Booking;
+
 /// Who issues statements and pays (the `[issuer]` table of `payout.toml`), frozen into each
 /// statement at close so that it renders the same later.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -68,4 +71,18 @@ pub struct StatementRecord {
     /// for statements closed before the PDF was filed with its hash).
     #[serde(skip)]
     pub pdf_sha256: Option<String>,
+}
+
+impl StatementLineRecord {
+    /// The stored booking, typed; `None` for text that is no booking (a corrupt row).
+    pub fn booking(&self) -> Option<Booking> {
+        Booking::parse(&self.booking)
+    }
+}
+
+impl StatementRecord {
+    /// The stored status, typed; `None` for text that is no status (a corrupt row).
+    pub fn payout_status(&self) -> Option<PayoutStatus> {
+        PayoutStatus::from_code(&self.status)
+    }
 }

@@ -28,21 +28,7 @@ use polars::prelude::PolarsError;
 /// by the row checks, so that computing the batch straight away need not look them up again.
 pub const PARTNER_POSITION: &str = "partner_position";
 
-/// How a line enters the period: its own month, or late revenue of a closed month (SPEC §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Booking {
-    Earned,
-    Adjustment,
-}
-
-impl Booking {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Booking::Earned => "earned",
-            Booking::Adjustment => "adjustment",
-        }
-    }
-}
+pub use crate::domain::revenue::Booking;
 
 /// Lines of a statement, summarised by (booking, category, line currency, rate).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,14 +9,39 @@ pub mod statement;
 pub mod templates;
 pub mod waves;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context;
+use pdf::{FontSet, PdfError};
+use statement::{StatementCurrencyError, StatementDoc, StatementRecord};
+use templates::{Language, TemplateError, Templates};
 
-use pdf::FontSet;
-use statement::{StatementDoc, StatementRecord};
-use templates::{Language, Templates};
+/// Why statements could not be rendered or filed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Pdf(#[from] PdfError),
+    #[error(transparent)]
+    Currency(#[from] StatementCurrencyError),
+    #[error(transparent)]
+    Html(#[from] TemplateError),
+    #[error("rendering the statement of partner {partner_id}: {source}")]
+    Partner {
+        partner_id: String,
+        source: Box<RenderError>,
+    },
+    #[error("{}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("a statement renderer thread panicked")]
+    Panicked,
+}
+
+fn write_file(path: PathBuf, bytes: &[u8]) -> Result<(), RenderError> {
+    std::fs::write(&path, bytes).map_err(|source| RenderError::Write { path, source })
+}
 
 /// The SHA-256 of a statement PDF as the store keeps it (lowercase hex).
 pub fn pdf_sha256(pdf: &[u8]) -> String {
@@ -31,7 +56,7 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new() -> Result<Self, RenderError> {
         Ok(Self {
             templates: Templates::load(),
             fonts: FontSet::load()?,
@@ -39,7 +64,7 @@ impl Renderer {
     }
 
     /// The HTML and PDF of one statement.
-    pub fn statement(&self, record: &StatementRecord) -> anyhow::Result<(String, Vec<u8>)> {
+    pub fn statement(&self, record: &StatementRecord) -> Result<(String, Vec<u8>), RenderError> {
         let doc = StatementDoc::new(record, &self.templates)?;
         let html = self
             .templates
@@ -56,8 +81,11 @@ impl Renderer {
         &self,
         dir: &Path,
         records: &mut [StatementRecord],
-    ) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)?;
+    ) -> Result<(), RenderError> {
+        std::fs::create_dir_all(dir).map_err(|source| RenderError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let workers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .max(1);
@@ -68,13 +96,17 @@ impl Renderer {
                 .chunks_mut(chunk)
                 .map(|part| {
                     let bar = bar.clone();
-                    scope.spawn(move || -> anyhow::Result<()> {
+                    scope.spawn(move || -> Result<(), RenderError> {
                         for record in part {
-                            let (html, pdf) = self.statement(record).with_context(|| {
-                                format!("rendering the statement of partner {}", record.partner_id)
-                            })?;
-                            std::fs::write(dir.join(format!("{}.html", record.partner_id)), html)?;
-                            std::fs::write(dir.join(format!("{}.pdf", record.partner_id)), &pdf)?;
+                            let (html, pdf) =
+                                self.statement(record)
+                                    .map_err(|source| RenderError::Partner {
+                                        partner_id: record.partner_id.clone(),
+                                        source: Box::new(source),
+                                    })?;
+                            let file = |ext: &str| dir.join(format!("{}.{ext}", record.partner_id));
+                            write_file(file("html"), html.as_bytes())?;
+                            write_file(file("pdf"), &pdf)?;
                             record.pdf_sha256 = Some(pdf_sha256(&pdf));
                             bar.inc(1);
                         }
@@ -84,7 +116,7 @@ impl Renderer {
                 .collect();
             handles.into_iter().try_for_each(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("statement renderer panicked")))
+                    .unwrap_or_else(|_| Err(RenderError::Panicked))
             })
         })
     }

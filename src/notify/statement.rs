@@ -7,7 +7,8 @@ use serde::Serialize;
 use super::templates::{Language, Templates};
 use crate::domain::money::{Currency, Money, Payable};
 use crate::domain::period::Period;
-use crate::domain::reasons::join_codes;
+use crate::domain::reasons::{PayoutStatus, join_codes};
+use crate::domain::revenue::Booking;
 pub use crate::domain::statement::{StatementLineRecord, StatementRecord};
 use crate::earnings::PartnerFigures;
 
@@ -153,6 +154,8 @@ pub struct StatementDoc {
     pub carried: String,
     pub held: String,
     pub status: String,
+    #[serde(skip)]
+    pub payout_status: Option<PayoutStatus>,
     pub status_text: String,
     pub holds: Vec<HoldDoc>,
     /// Why the partner was not eligible for the period and what restores eligibility, one
@@ -193,7 +196,7 @@ impl StatementDoc {
             .iter()
             .map(|line| LineDoc {
                 category: line.product_category.clone(),
-                booking_label: label(if line.booking == "adjustment" {
+                booking_label: label(if line.booking() == Some(Booking::Adjustment) {
                     "booking_adjustment"
                 } else {
                     "booking_earned"
@@ -260,6 +263,7 @@ impl StatementDoc {
             carried: money(&record.carried),
             held: money(&record.held),
             status: record.status.clone(),
+            payout_status: record.payout_status(),
             status_text: label(&format!("statuses.{}", status_key(record))),
             holds: record
                 .hold_codes()
@@ -295,7 +299,7 @@ impl StatementDoc {
 /// The key of the status sentence: a negative carried balance is a debit carried forward, and
 /// an ineligible partner below the threshold earned nothing because it was not eligible.
 fn status_key(record: &StatementRecord) -> &str {
-    let below = record.status == "BELOW_THRESHOLD";
+    let below = record.payout_status() == Some(PayoutStatus::BelowThreshold);
     // Money text never has a sign on zero (SPEC §7.12): a leading `-` is a debit.
     if below && record.carried.starts_with('-') {
         "DEBIT_CARRIED"

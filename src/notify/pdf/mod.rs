@@ -12,6 +12,7 @@ use skrifa::MetadataProvider;
 use skrifa::instance::{LocationRef, Size};
 
 use super::statement::StatementDoc;
+use crate::domain::reasons::PayoutStatus;
 use super::templates::{Language, Templates};
 use table::{Align, Column};
 
@@ -446,7 +447,7 @@ fn layout_statement<'f>(
     let box_height = 10.0 + status_lines.len() as f32 * 14.5;
     l.need(box_height + 10.0);
     let box_y = l.y;
-    let accent = if doc.status == "HELD" {
+    let accent = if doc.payout_status == Some(PayoutStatus::Held) {
         Color::Warning
     } else {
         Color::Accent

@@ -76,6 +76,7 @@ fn long_statement(language: &str) -> StatementDoc {
         carried: amount.clone(),
         held: amount,
         status: "HELD".into(),
+        payout_status: Some(crate::domain::reasons::PayoutStatus::Held),
         status_text: "Held: amounts are kept until the items below are resolved. ".repeat(5),
         holds: vec![hold.clone(), hold.clone()],
         ineligible: vec![hold],
