@@ -35,6 +35,7 @@ const SHARED: &[MigrationFile] = &[
     migration_file!(4, "run fingerprint", "shared/0004_run_fingerprint.sql"),
     migration_file!(5, "run warnings", "shared/0005_run_warnings.sql"),
     migration_file!(8, "job status", "shared/0008_job_status.sql"),
+    migration_file!(12, "record keys", "shared/0012_record_keys.sql"),
 ];
 
 const SQLITE: &[MigrationFile] = &[
@@ -131,6 +132,11 @@ mod tests {
             "status checks",
             "9ef287ce505baef8d3b671993b44bde9e19cd417b4818708106704fc1c4d2fc93756e1a857f76bfe02c8119563ee7083",
         ),
+        (
+            12,
+            "record keys",
+            "58123b26896d7a39597e854a94c540eeb7f704bcea10663b89f8ff208c76f3559be253b9ef6b27e95b0bf83a8bfaafa5",
+        ),
     ];
 
     const POSTGRES_RECORDED: &[(i64, &str, &str)] = &[
@@ -173,6 +179,11 @@ mod tests {
             9,
             "status checks",
             "f03b413746f9d8fba6d893bbb52768244a1516cd7bfd5d5134f5eba671010f170717ed63b3f94d129bf8b580930b8312",
+        ),
+        (
+            12,
+            "record keys",
+            "58123b26896d7a39597e854a94c540eeb7f704bcea10663b89f8ff208c76f3559be253b9ef6b27e95b0bf83a8bfaafa5",
         ),
     ];
 
