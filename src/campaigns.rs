@@ -42,7 +42,7 @@ pub async fn invite(store: &Store, master: &MasterData) -> anyhow::Result<(Optio
         }
         let language = Language::for_country(&partner.country);
         messages.push(OutboxMessage {
-            kind: OutboxKind::Invitation.as_str(),
+            kind: OutboxKind::Invitation,
             partner_id: partner.partner_id.clone(),
             scope: program.id.clone(),
             recipient: partner.admin_email.clone(),
@@ -63,9 +63,7 @@ pub async fn migrate(
     waves_file: &Path,
     today: NaiveDate,
 ) -> anyhow::Result<MigrateSummary> {
-    let waves = Waves::load(waves_file)
-        .map_err(|e| anyhow::anyhow!(e))
-        .context("reading migration waves")?;
+    let waves = Waves::load(waves_file).context("reading migration waves")?;
     let today_text = today.to_string();
     let mut summary = MigrateSummary::default();
     for partner in master.partners.values() {
@@ -97,7 +95,7 @@ pub async fn migrate(
             .for_type(partner.partner_type)
             .map_or("", |p| p.name.as_str());
         let message = OutboxMessage {
-            kind: OutboxKind::Migration.as_str(),
+            kind: OutboxKind::Migration,
             partner_id: partner.partner_id.clone(),
             // One key per notice: the wave, then `wave#1`, `wave#2` for reminders.
             scope: if reminder == 0 {

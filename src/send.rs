@@ -20,7 +20,7 @@ use crate::notify::Renderer;
 use crate::notify::delivery::{
     self, Attempt, ComposeError, DeliveryConfig, MAX_SMTP_ATTEMPTS, SendSummary, Sender, mailbox,
 };
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 
 /// Backoff cap between two attempts of one message.
 const MAX_BACKOFF_MS: u64 = 5 * 60 * 1000;
@@ -43,6 +43,7 @@ fn outcome(
     message: &ClaimedMessage,
     attempt: Attempt,
     retry_base_ms: u64,
+    now_ms: i64,
     report: &mut SenderReport,
 ) -> DeliveryOutcome {
     match attempt {
@@ -67,7 +68,7 @@ fn outcome(
                 .saturating_mul(1 << message.attempts.clamp(0, 20))
                 .min(MAX_BACKOFF_MS);
             DeliveryOutcome::Retry {
-                next_attempt_at_ms: now_ms() + backoff as i64,
+                next_attempt_at_ms: now_ms + backoff as i64,
                 error: reason,
             }
         }
@@ -144,10 +145,11 @@ pub async fn send(
             match store.next_retry_at().await? {
                 Some(at)
                     if tokio::time::Instant::now()
-                        + Duration::from_millis((at - now_ms()).max(0) as u64)
+                        + Duration::from_millis((at - store.now_ms()).max(0) as u64)
                         <= deadline =>
                 {
-                    tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64)).await;
+                    tokio::time::sleep(Duration::from_millis((at - store.now_ms()).max(0) as u64))
+                        .await;
                     continue;
                 }
                 Some(_) => {
@@ -184,7 +186,13 @@ pub async fn send(
                             Err(ComposeError::Store(reason)) => Attempt::Temporary(reason),
                             Err(ComposeError::Permanent(reason)) => Attempt::Permanent(reason),
                         };
-                        outcome(&message, attempt, retry_base_ms, &mut report)
+                        outcome(
+                            &message,
+                            attempt,
+                            retry_base_ms,
+                            store.now_ms(),
+                            &mut report,
+                        )
                     };
                     pending.push((message.id, recorded));
                     if pending.len() >= RECORD_EVERY {

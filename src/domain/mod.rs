@@ -1,8 +1,10 @@
 //! Pure domain types: money, periods, partners, the reason codes of SPEC §2-§3 and the
 //! statuses the store records.
-//! Nothing here touches the clock, the disk or the database.
+//! Nothing here touches the disk or the database, and time is read only through
+//! `clock::Clock`, which the orchestration injects.
 
 pub mod balance;
+pub mod clock;
 pub mod exception;
 pub mod lookup;
 pub mod master;

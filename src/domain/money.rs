@@ -9,7 +9,6 @@
 use std::fmt;
 
 use ethnum::I256;
-use rust_decimal::Decimal;
 
 /// Decimal places of a revenue amount, as validated (SPEC §7.5).
 pub const AMOUNT_SCALE: u32 = 6;
@@ -200,7 +199,8 @@ pub fn line_earning(amount_micro: i64, rate: i128, fx: Option<i128>) -> Result<i
     i128::try_from(at_earning_scale).map_err(|_| Overflow)
 }
 
-/// An exact, unrounded sum of line earnings. The only way out is `round_to_minor`.
+/// An exact, unrounded sum of line earnings, of no currency yet: `Money` gives it one, and
+/// `Money::round_to_minor` is the only way to a payable amount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ExactSum(I256);
 
@@ -215,40 +215,172 @@ impl ExactSum {
         self.0 += other.0;
     }
 
-    /// Half-even to the currency's minor units: the rounding of period totals (SPEC §3).
-    pub fn round_to_minor(self, minor_units: u32) -> Result<Decimal, Overflow> {
+    /// Half-even to `minor_units` places, in units of 10^-`minor_units`: the rounding of
+    /// period totals (SPEC §3), reached only through `Money::round_to_minor`.
+    fn round_to_units(self, minor_units: u32) -> Result<i128, Overflow> {
         let rounded = div_half_even(self.0, pow10(EARNING_SCALE - minor_units));
-        let mantissa = i128::try_from(rounded).map_err(|_| Overflow)?;
-        Decimal::try_from_i128_with_scale(mantissa, minor_units).map_err(|_| Overflow)
+        i128::try_from(rounded).map_err(|_| Overflow)
     }
 }
 
-/// Writes an amount with exactly the currency's minor units, never `-0` (SPEC §7.12).
-pub fn format_minor(amount: Decimal, minor_units: u32) -> String {
-    let mut rounded = amount.round_dp_with_strategy(
-        minor_units,
-        rust_decimal::RoundingStrategy::MidpointNearestEven,
-    );
-    if rounded.is_zero() {
-        rounded = Decimal::ZERO;
-    }
-    rounded.rescale(minor_units);
-    rounded.to_string()
+/// Why an operation on money was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("{0} and {1} cannot be added or compared: the currencies differ")]
+    MixedCurrencies(Currency, Currency),
+    #[error(transparent)]
+    NoMinorUnits(#[from] NoMinorUnits),
+    #[error(transparent)]
+    Overflow(#[from] Overflow),
+    #[error("{0}")]
+    Text(#[from] DecimalTextError),
 }
 
-/// Exact decimal text (a statement line's earning) rounded half-even to `minor_units` places,
-/// for display only: the period's payable is rounded once from the exact sum, never from
-/// these. Text that is not a decimal is shown as it is.
-pub fn display_rounded(exact: &str, minor_units: u32) -> String {
-    match exact.parse::<Decimal>() {
-        Ok(value) => format_minor(
-            value.round_dp_with_strategy(
-                minor_units,
-                rust_decimal::RoundingStrategy::MidpointNearestEven,
-            ),
-            minor_units,
-        ),
-        Err(_) => exact.to_owned(),
+fn same_currency(a: Currency, b: Currency) -> Result<(), MoneyError> {
+    if a == b {
+        Ok(())
+    } else {
+        Err(MoneyError::MixedCurrencies(a, b))
+    }
+}
+
+/// An exact, unrounded amount in one currency: a partner's period sum before rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money {
+    amount: ExactSum,
+    currency: Currency,
+}
+
+impl Money {
+    pub fn new(amount: ExactSum, currency: Currency) -> Self {
+        Self { amount, currency }
+    }
+
+    pub fn currency(self) -> Currency {
+        self.currency
+    }
+
+    /// The sum of two amounts in the same currency; mixed currencies are an error.
+    pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
+        same_currency(self.currency, other.currency)?;
+        let mut amount = self.amount;
+        amount.merge(other.amount);
+        Ok(Money { amount, ..self })
+    }
+
+    /// Half-even to the currency's minor units. The only rounding of period totals (SPEC §3).
+    pub fn round_to_minor(self) -> Result<Payable, MoneyError> {
+        let minor = self.currency.minor_units()?;
+        let units = self.amount.round_to_units(minor)?;
+        Ok(Payable {
+            units,
+            currency: self.currency,
+            minor,
+        })
+    }
+
+    /// Exact decimal text (a statement line's earning, exact to 16 places) in `currency`,
+    /// rounded half-even to its minor units, for display only: the period's payable is rounded
+    /// once from the exact sum, never from these. `None` when the text is not such a decimal.
+    pub fn round_exact_text(exact: &str, currency: Currency) -> Option<Payable> {
+        let scaled = parse_scaled(exact, EARNING_SCALE, EARNING_SCALE).ok()?;
+        let mut amount = ExactSum::default();
+        amount.add(scaled);
+        Money::new(amount, currency).round_to_minor().ok()
+    }
+}
+
+/// What a partner can be paid, held or carried: an amount already rounded to its currency's
+/// minor units. Made by rounding `Money` or by reading text that has no more places than the
+/// currency allows (`Payable::parse`), never by rounding text; shown with exactly the
+/// currency's minor units (`Display`), without rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Payable {
+    /// In 10^-`minor` units of `currency`.
+    units: i128,
+    currency: Currency,
+    minor: u32,
+}
+
+impl Payable {
+    /// Nothing, in `currency`.
+    pub fn zero(currency: Currency) -> Result<Self, NoMinorUnits> {
+        Self::from_minor_units(0, currency)
+    }
+
+    /// `units` of 10^-minor (cents of USD, yen of JPY).
+    pub fn from_minor_units(units: i128, currency: Currency) -> Result<Self, NoMinorUnits> {
+        Ok(Self {
+            units,
+            currency,
+            minor: currency.minor_units()?,
+        })
+    }
+
+    /// Decimal text with at most the currency's minor units (`12.5`, `12.50`, `-3`); more
+    /// places are refused, never rounded.
+    pub fn parse(text: &str, currency: Currency) -> Result<Self, MoneyError> {
+        let minor = currency.minor_units()?;
+        let units = parse_scaled(text, minor, minor)?;
+        Ok(Self {
+            units,
+            currency,
+            minor,
+        })
+    }
+
+    pub fn currency(self) -> Currency {
+        self.currency
+    }
+
+    pub fn minor_units(self) -> u32 {
+        self.minor
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.units == 0
+    }
+
+    pub fn is_negative(self) -> bool {
+        self.units < 0
+    }
+
+    pub fn checked_add(self, other: Payable) -> Result<Payable, MoneyError> {
+        same_currency(self.currency, other.currency)?;
+        let units = self.units.checked_add(other.units).ok_or(Overflow)?;
+        Ok(Payable { units, ..self })
+    }
+
+    pub fn checked_sub(self, other: Payable) -> Result<Payable, MoneyError> {
+        same_currency(self.currency, other.currency)?;
+        let units = self.units.checked_sub(other.units).ok_or(Overflow)?;
+        Ok(Payable { units, ..self })
+    }
+
+    /// Orders two amounts of the same currency; mixed currencies are an error.
+    pub fn checked_cmp(self, other: Payable) -> Result<std::cmp::Ordering, MoneyError> {
+        same_currency(self.currency, other.currency)?;
+        Ok(self.units.cmp(&other.units))
+    }
+
+    /// The sum of `amounts`, all in `currency`.
+    pub fn sum(
+        amounts: impl IntoIterator<Item = Payable>,
+        currency: Currency,
+    ) -> Result<Payable, MoneyError> {
+        amounts
+            .into_iter()
+            .try_fold(Payable::zero(currency)?, Payable::checked_add)
+    }
+}
+
+/// Exactly the currency's minor units, never `-0` (SPEC §7.12). Never rounds: the amount has
+/// no more places than that.
+impl fmt::Display for Payable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        write_scaled(&mut text, self.units, self.minor, self.minor);
+        f.write_str(&text)
     }
 }
 
@@ -334,164 +466,4 @@ impl ExactSum {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn currency_table_agrees_with_iso_4217() {
-        for code in [
-            "USD", "EUR", "JPY", "KRW", "GBP", "KWD", "XAU", "XDR", "ZZZ", "AAA",
-        ] {
-            assert_eq!(
-                Currency::parse(code).map(Currency::code),
-                iso_currency::Currency::from_code(code).map(|c| c.code()),
-                "{code}"
-            );
-        }
-        for bad in ["usd", "US", "USDD", "U$D", ""] {
-            assert_eq!(Currency::parse(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn validates_amount_text_before_parsing() {
-        assert_eq!(parse_amount_micro("1234.5678"), Ok(1_234_567_800));
-        assert_eq!(parse_amount_micro("-3.1"), Ok(-3_100_000));
-        assert_eq!(parse_amount_micro("0.000001"), Ok(1));
-        assert_eq!(
-            parse_amount_micro("1.0000000"),
-            Err(DecimalTextError::TooManyPlaces(6))
-        );
-        for bad in [
-            "1e3", "1,234.50", "NaN", "+5", "", ".5", "5.", "- 5", " 5", "0x10", "١٢",
-        ] {
-            assert_eq!(
-                parse_amount_micro(bad),
-                Err(DecimalTextError::NotDecimal),
-                "{bad}"
-            );
-        }
-        assert_eq!(
-            parse_amount_micro("99999999999999999999"),
-            Err(DecimalTextError::OutOfRange)
-        );
-    }
-
-    #[test]
-    fn no_currency_and_the_test_code_are_not_money() {
-        assert!(iso_currency::Currency::from_code("XXX").is_some());
-        for code in NOT_MONEY {
-            assert_eq!(Currency::parse(code), None, "{code}");
-        }
-    }
-
-    #[test]
-    fn currencies_know_their_minor_units() {
-        assert_eq!(Currency::parse("USD").unwrap().minor_units(), Ok(2));
-        assert_eq!(Currency::parse("JPY").unwrap().minor_units(), Ok(0));
-        assert_eq!(Currency::parse("KWD").unwrap().minor_units(), Ok(3));
-        let gold = Currency::parse("XAU").unwrap();
-        assert_eq!(gold.minor_units(), Err(NoMinorUnits(gold)));
-        assert_eq!(
-            gold.minor_units().unwrap_err().to_string(),
-            "XAU has no minor units: it cannot be a payout currency"
-        );
-        assert!(Currency::parse("ABC").is_none());
-        assert!(Currency::parse("usd").is_none());
-    }
-
-    #[test]
-    fn converted_lines_round_half_even_to_six_places() {
-        // 1.000001 × 0.5 × 1 = 0.5000005 → 0.500000 (even); 1.000003 × 0.5 = 0.5000015 → 0.500002
-        let rate = Rate::parse("0.5").unwrap().scaled;
-        let one = Rate::parse("1").unwrap().scaled;
-        assert_eq!(
-            format_scaled(
-                line_earning(1_000_001, rate, Some(one)).unwrap(),
-                EARNING_SCALE,
-                2
-            ),
-            "0.50"
-        );
-        assert_eq!(
-            format_scaled(
-                line_earning(1_000_003, rate, Some(one)).unwrap(),
-                EARNING_SCALE,
-                2
-            ),
-            "0.500002"
-        );
-        // Unconverted lines stay exact.
-        assert_eq!(
-            format_scaled(
-                line_earning(1_000_001, rate, None).unwrap(),
-                EARNING_SCALE,
-                2
-            ),
-            "0.5000005"
-        );
-    }
-
-    #[test]
-    fn extreme_lines_need_more_than_28_digits_and_stay_exact() {
-        let amount = i64::MAX; // 9223372036854.775807
-        let rate = Rate::parse("0.1234567891").unwrap().scaled;
-        let fx = Rate::parse("1479.1234567891").unwrap().scaled;
-        let earning = line_earning(amount, rate, Some(fx)).unwrap();
-        // Checked independently: 9223372036854.775807 × 0.1234567891 × 1479.1234567891
-        // = 1684259977445454.8238251042..., rounded to 6 places (Python decimal, 80 digits).
-        assert_eq!(
-            format_scaled(earning, EARNING_SCALE, 6),
-            "1684259977445454.823825"
-        );
-    }
-
-    #[test]
-    fn period_sums_round_half_even_to_minor_units() {
-        let mut sum = ExactSum::default();
-        sum.add(25 * 10i128.pow(EARNING_SCALE - 3)); // 0.025
-        assert_eq!(sum.round_to_minor(2).unwrap().to_string(), "0.02");
-        let mut sum = ExactSum::default();
-        sum.add(35 * 10i128.pow(EARNING_SCALE - 3)); // 0.035
-        assert_eq!(sum.round_to_minor(2).unwrap().to_string(), "0.04");
-        let mut sum = ExactSum::default();
-        sum.add(-5 * 10i128.pow(EARNING_SCALE - 1)); // -0.5 JPY
-        assert_eq!(format_minor(sum.round_to_minor(0).unwrap(), 0), "0");
-    }
-
-    #[test]
-    fn formats_minor_units_without_negative_zero() {
-        assert_eq!(format_minor(Decimal::new(12345, 1), 2), "1234.50");
-        assert_eq!(format_minor(Decimal::new(-31, 1), 2), "-3.10");
-        assert_eq!(format_minor(Decimal::new(5000, 0), 0), "5000");
-        assert_eq!(format_minor(Decimal::new(-0, 2), 2), "0.00");
-        assert_eq!(format_minor(Decimal::new(-1, 3), 2), "0.00");
-        assert_eq!(format_minor(Decimal::new(7, 0), 3), "7.000");
-    }
-
-    proptest! {
-        #[test]
-        fn fast_text_matches_digit_text(value in any::<i128>(), scale in 0u32..=16, min_places in 0u32..=8) {
-            let reference = format_digits(value < 0, value.unsigned_abs().to_string(), scale, min_places);
-            prop_assert_eq!(format_scaled(value, scale, min_places), reference);
-        }
-
-        #[test]
-        fn amount_text_round_trips(units in any::<i64>()) {
-            let text = format_scaled(i128::from(units), AMOUNT_SCALE, 0);
-            prop_assert_eq!(parse_amount_micro(&text), Ok(units));
-        }
-
-        #[test]
-        fn rounding_a_sum_is_within_half_a_minor_unit(parts in proptest::collection::vec(-10i128.pow(24)..10i128.pow(24), 1..50), minor in 0u32..4) {
-            let mut sum = ExactSum::default();
-            let mut exact = I256::ZERO;
-            for p in &parts { sum.add(*p); exact += I256::from(*p); }
-            let rounded = sum.round_to_minor(minor).unwrap();
-            let rounded_scaled = I256::from(rounded.mantissa()) * pow10(EARNING_SCALE - minor);
-            let error = (rounded_scaled - exact).abs();
-            prop_assert!(error * 2 <= pow10(EARNING_SCALE - minor));
-        }
-    }
-}
+mod tests;

@@ -3,9 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rust_decimal::Decimal;
-
-use super::money::{Currency, Rate};
+use super::money::{Currency, Payable, Rate};
 use super::partner::PartnerType;
 use super::period::Period;
 
@@ -21,7 +19,7 @@ pub struct Program {
     pub name: String,
     pub partner_type: PartnerType,
     pub required_competencies: Vec<String>,
-    pub min_payout: BTreeMap<Currency, Decimal>,
+    pub min_payout: BTreeMap<Currency, Payable>,
     /// Sorted by `from`, no two with the same `from`.
     pub rate_tables: Vec<RateTable>,
 }

@@ -16,9 +16,9 @@ mod tests;
 pub use line::empty_lines;
 pub use segment::{PeriodComputer, SegmentPart};
 
-pub use crate::domain::balance::StoredBalance;
+pub use crate::domain::balance::Balances;
 use crate::domain::master::MasterData;
-use crate::domain::money::{Currency, NoMinorUnits, Overflow};
+use crate::domain::money::{Currency, MoneyError, NoMinorUnits, Overflow};
 use crate::domain::period::Period;
 use crate::domain::reasons::{EligibilityReason, HoldReason};
 use crate::ledger::Settlement;
@@ -113,7 +113,7 @@ pub struct MissingLines {
 pub struct MissingPartner {
     pub partner_id: String,
     /// The stored balance, when it is not zero.
-    pub balance: Option<StoredBalance>,
+    pub balance: Option<Balances>,
     pub lines: MissingLines,
 }
 
@@ -149,6 +149,11 @@ pub enum ComputeError {
     Overflow {
         partner_id: String,
         source: Overflow,
+    },
+    #[error("partner {partner_id}: {source}")]
+    Money {
+        partner_id: String,
+        source: MoneyError,
     },
     #[error("partner {partner_id}: payout currency {source}")]
     NoMinorUnits {

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use super::segment::PeriodComputer;
 use super::{
     CategoryLine, ComputeError, EligibilityRow, MissingLines, MissingPartner, PartnerFigures,
-    PeriodComputation, StoredBalance,
+    PeriodComputation,
 };
-use crate::domain::money::{ExactSum, format_scaled};
+use crate::domain::money::{ExactSum, Money, format_scaled};
 use crate::eligibility;
 use crate::ledger::{self, Balances};
 
@@ -18,7 +18,7 @@ impl PeriodComputer<'_> {
     /// Settles every partner against the balances of the last closed period.
     pub fn finish(
         self,
-        balances: &HashMap<String, StoredBalance>,
+        balances: &HashMap<String, Balances>,
     ) -> Result<PeriodComputation, ComputeError> {
         let mut categories_by_partner: HashMap<u32, Vec<CategoryLine>> = HashMap::new();
         for ((index, booking, category, currency, rate), totals) in &self.categories {
@@ -58,32 +58,39 @@ impl PeriodComputer<'_> {
                 revenue_lines: accumulator.own_lines,
             });
             let currency = partner.payout_currency;
-            let before = match balances.get(&partner.partner_id) {
-                Some(stored) if stored.currency != currency && !stored.balances.is_zero() => {
-                    return Err(ComputeError::CurrencyChanged {
-                        partner_id: partner.partner_id.clone(),
-                        stored: stored.currency,
-                        current: currency,
-                    });
-                }
-                Some(stored) => stored.balances,
-                None => Balances::default(),
-            };
             let minor = currency
                 .minor_units()
                 .map_err(|source| ComputeError::NoMinorUnits {
                     partner_id: partner.partner_id.clone(),
                     source,
                 })?;
-            let overflow = |source| ComputeError::Overflow {
+            let before = match balances.get(&partner.partner_id) {
+                Some(stored) if stored.currency() == currency => *stored,
+                Some(stored) if !stored.is_zero() => {
+                    return Err(ComputeError::CurrencyChanged {
+                        partner_id: partner.partner_id.clone(),
+                        stored: stored.currency(),
+                        current: currency,
+                    });
+                }
+                // Nothing stored, or a zero balance left in a former payout currency.
+                Some(_) | None => {
+                    Balances::zero(currency).map_err(|source| ComputeError::NoMinorUnits {
+                        partner_id: partner.partner_id.clone(),
+                        source,
+                    })?
+                }
+            };
+            let money_error = |source| ComputeError::Money {
                 partner_id: partner.partner_id.clone(),
                 source,
             };
-            let earned = accumulator.earned.round_to_minor(minor).map_err(overflow)?;
-            let adjustments = accumulator
-                .adjustments
-                .round_to_minor(minor)
-                .map_err(overflow)?;
+            let earned = Money::new(accumulator.earned, currency)
+                .round_to_minor()
+                .map_err(money_error)?;
+            let adjustments = Money::new(accumulator.adjustments, currency)
+                .round_to_minor()
+                .map_err(money_error)?;
             let hold_reasons =
                 eligibility::hold_reasons(partner, self.master.profile(&partner.partner_id), as_of);
             // check_configuration refuses this before anything is computed; never a zero threshold.
@@ -100,7 +107,8 @@ impl PeriodComputer<'_> {
                 adjustments,
                 !hold_reasons.is_empty(),
                 min_payout,
-            );
+            )
+            .map_err(money_error)?;
             let has_lines = accumulator.own_lines + accumulator.late_lines > 0;
             if !(has_lines || !before.is_zero() || !settlement.after.is_zero()) {
                 continue;
@@ -140,7 +148,7 @@ impl PeriodComputer<'_> {
             })
             .collect();
         for (partner_id, stored) in balances {
-            if !stored.balances.is_zero() && !self.master.partners.contains_key(partner_id) {
+            if !stored.is_zero() && !self.master.partners.contains_key(partner_id) {
                 missing
                     .entry(partner_id.clone())
                     .or_insert_with(|| MissingPartner {

@@ -274,7 +274,10 @@ proptest! {
         let computed: BTreeMap<&str, (Decimal, Decimal)> = at_once
             .payouts
             .iter()
-            .map(|p| (p.partner_id.as_str(), (p.settlement.earned, p.settlement.adjustments)))
+            .map(|p| {
+                let exact = |amount: crate::domain::money::Payable| dec(&amount.to_string());
+                (p.partner_id.as_str(), (exact(p.settlement.earned), exact(p.settlement.adjustments)))
+            })
             .collect();
         prop_assert_eq!(computed, expected);
     }

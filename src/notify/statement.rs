@@ -2,11 +2,10 @@
 //! in HTML (a template file) and PDF. The same record renders the same bytes wherever it is
 //! rendered, so `close` and `send` show the partner identical statements.
 
-use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::templates::{Language, Templates};
-use crate::domain::money::{Currency, display_rounded, format_minor};
+use crate::domain::money::{Currency, Money, Payable};
 use crate::domain::period::Period;
 use crate::domain::reasons::join_codes;
 pub use crate::domain::statement::{StatementLineRecord, StatementRecord};
@@ -19,8 +18,7 @@ impl StatementRecord {
         program_name: &str,
         language: Language,
     ) -> Self {
-        let minor = figures.minor_units();
-        let money = |d: Decimal| format_minor(d, minor);
+        let money = |amount: Payable| amount.to_string();
         let s = &figures.settlement;
         Self {
             period: period.to_string(),
@@ -35,8 +33,8 @@ impl StatementRecord {
             released: money(s.released),
             carried_in: money(s.carried_in),
             payable: money(s.payable),
-            carried: money(s.after.carried),
-            held: money(s.after.held),
+            carried: money(s.after.carried()),
+            held: money(s.after.held()),
             status: s.status.code().to_owned(),
             hold_reasons: join_codes(figures.hold_reasons.iter().map(|r| r.code())),
             lines: figures
@@ -146,8 +144,8 @@ impl StatementDoc {
         let label = |key: &str| templates.label(language, key);
         let currency = record.currency.as_str();
         // Never a default number of places: a wrong guess would show the partner wrong money.
-        let minor = Currency::parse(currency)
-            .and_then(|c| c.minor_units().ok())
+        let payout_currency = Currency::parse(currency)
+            .filter(|c| c.minor_units().is_ok())
             .ok_or_else(|| StatementCurrencyError {
                 partner_id: record.partner_id.clone(),
                 period: record.period.clone(),
@@ -166,7 +164,10 @@ impl StatementDoc {
                 lines: line.lines,
                 revenue: display_money(&line.revenue, &line.line_currency),
                 rate_label: line.rate.clone().unwrap_or_else(|| label("no_rate")),
-                earning: group_thousands(&display_rounded(&line.earning, minor)),
+                earning: group_thousands(
+                    &Money::round_exact_text(&line.earning, payout_currency)
+                        .map_or_else(|| line.earning.clone(), |shown| shown.to_string()),
+                ),
             })
             .collect();
         let money = |text: &str| display_money(text, currency);

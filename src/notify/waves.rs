@@ -62,41 +62,67 @@ pub fn bucket(partner_id: &str) -> u32 {
     (xxh3_64(partner_id.as_bytes()) % 100) as u32
 }
 
+/// Why a waves file was refused: what is wrong, in words that name the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WavesError {
+    /// Not TOML, an unknown key, or a value of the wrong type (toml's message).
+    #[error("{0}")]
+    Toml(String),
+    #[error("reminder_every_days must be at least {MIN_REMINDER_EVERY_DAYS}")]
+    RemindersTooOften,
+    #[error("wave `{wave}`: opens_on `{opens_on}` is not YYYY-MM-DD")]
+    OpensOn { wave: String, opens_on: String },
+    #[error("wave `{wave}`: percent {percent} is over 100")]
+    PercentOver100 { wave: String, percent: u32 },
+    #[error("wave `{0}`: give exactly one of countries, partner_ids or percent")]
+    Selector(String),
+    #[error("wave `{0}` is defined twice")]
+    Duplicate(String),
+}
+
+/// A waves file that could not be read or was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WavesFileError {
+    #[error("{}: {source}", file.display())]
+    Read {
+        file: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", file.display())]
+    Invalid {
+        file: std::path::PathBuf,
+        source: WavesError,
+    },
+}
+
 impl Waves {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let file: WavesFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Self, WavesError> {
+        let file: WavesFile = toml::from_str(text).map_err(|e| WavesError::Toml(e.to_string()))?;
         if file.reminder_every_days < MIN_REMINDER_EVERY_DAYS {
-            return Err(format!(
-                "reminder_every_days must be at least {MIN_REMINDER_EVERY_DAYS}"
-            ));
+            return Err(WavesError::RemindersTooOften);
         }
         let mut waves = Vec::new();
         for raw in file.wave {
-            let opens_on = parse_date(&raw.opens_on).ok_or_else(|| {
-                format!(
-                    "wave `{}`: opens_on `{}` is not YYYY-MM-DD",
-                    raw.name, raw.opens_on
-                )
+            let opens_on = parse_date(&raw.opens_on).ok_or_else(|| WavesError::OpensOn {
+                wave: raw.name.clone(),
+                opens_on: raw.opens_on.clone(),
             })?;
             let selector = match (raw.countries, raw.partner_ids, raw.percent) {
                 (Some(countries), None, None) => Selector::Countries(countries),
                 (None, Some(ids), None) => Selector::PartnerIds(ids),
                 (None, None, Some(percent)) if percent <= 100 => Selector::Percent(percent),
                 (None, None, Some(percent)) => {
-                    return Err(format!(
-                        "wave `{}`: percent {percent} is over 100",
-                        raw.name
-                    ));
+                    return Err(WavesError::PercentOver100 {
+                        wave: raw.name,
+                        percent,
+                    });
                 }
                 _ => {
-                    return Err(format!(
-                        "wave `{}`: give exactly one of countries, partner_ids or percent",
-                        raw.name
-                    ));
+                    return Err(WavesError::Selector(raw.name));
                 }
             };
             if waves.iter().any(|w: &Wave| w.name == raw.name) {
-                return Err(format!("wave `{}` is defined twice", raw.name));
+                return Err(WavesError::Duplicate(raw.name));
             }
             waves.push(Wave {
                 name: raw.name,
@@ -111,9 +137,13 @@ impl Waves {
         })
     }
 
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, WavesFileError> {
+        let file = path.to_path_buf();
+        let text = std::fs::read_to_string(path).map_err(|source| WavesFileError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| WavesFileError::Invalid { file, source })
     }
 
     /// The wave of a legacy-portal partner, if any selects it.
@@ -242,7 +272,8 @@ percent = 25
     #[test]
     fn a_wave_needs_exactly_one_selector() {
         let err = Waves::parse("reminder_every_days = 7\nmax_reminders = 1\n[[wave]]\nname = \"x\"\nopens_on = \"2026-01-01\"\ncountries = [\"KR\"]\npercent = 5\n").unwrap_err();
-        assert!(err.contains("exactly one"), "{err}");
+        assert_eq!(err, WavesError::Selector("x".to_owned()));
+        assert!(err.to_string().contains("exactly one"), "{err}");
     }
 
     #[test]

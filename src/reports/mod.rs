@@ -9,10 +9,8 @@ use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
-use rust_decimal::Decimal;
-
 use crate::domain::exception::ExceptionRow;
-use crate::domain::money::{Currency, format_minor};
+use crate::domain::money::{Currency, MoneyError, Payable};
 use crate::domain::reasons::join_codes;
 use crate::earnings::PeriodComputation;
 
@@ -71,9 +69,8 @@ pub fn write_period_reports(
         "hold_reasons",
     ])?;
     for row in &computation.payouts {
-        let minor = row.minor_units();
         let s = &row.settlement;
-        let money = |d: Decimal| format_minor(d, minor);
+        let money = |amount: Payable| amount.to_string();
         payouts.write_record([
             text_cell(&row.partner_id).as_ref(),
             &text_cell(&row.partner_name),
@@ -85,8 +82,8 @@ pub fn write_period_reports(
             &money(s.released),
             &money(s.carried_in),
             &money(s.payable),
-            &money(s.after.carried),
-            &money(s.after.held),
+            &money(s.after.carried()),
+            &money(s.after.held()),
             s.status.code(),
             &join_codes(row.hold_reasons.iter().map(|r| r.code())),
         ])?;
@@ -151,15 +148,25 @@ pub fn write_period_reports(
     }
     finish(writer)?;
 
-    let mut summary: BTreeMap<(&str, Currency), (u64, Decimal, Decimal, Decimal)> = BTreeMap::new();
+    let mut summary: BTreeMap<(&str, Currency), (u64, Payable, Payable, Payable)> = BTreeMap::new();
+    let money_error = |e: MoneyError| io::Error::other(format!("summary.csv: {e}"));
     for row in &computation.payouts {
-        let entry = summary
-            .entry((row.program_id.as_str(), row.currency))
-            .or_default();
+        let s = &row.settlement;
+        let key = (row.program_id.as_str(), row.currency);
+        let entry = match summary.get_mut(&key) {
+            Some(entry) => entry,
+            None => {
+                let zero = Payable::zero(row.currency).map_err(|e| money_error(e.into()))?;
+                summary.entry(key).or_insert((0, zero, zero, zero))
+            }
+        };
         entry.0 += 1;
-        entry.1 += row.settlement.payable;
-        entry.2 += row.settlement.after.held;
-        entry.3 += row.settlement.after.carried;
+        entry.1 = entry.1.checked_add(s.payable).map_err(money_error)?;
+        entry.2 = entry.2.checked_add(s.after.held()).map_err(money_error)?;
+        entry.3 = entry
+            .3
+            .checked_add(s.after.carried())
+            .map_err(money_error)?;
     }
     let mut writer = csv_writer(&dir.join("summary.csv"))?;
     writer.write_record([
@@ -171,14 +178,13 @@ pub fn write_period_reports(
         "carried",
     ])?;
     for ((program_id, currency), (partners, payable, held, carried)) in summary {
-        let minor = currency.minor_units().map_err(io::Error::other)?;
         writer.write_record([
             text_cell(program_id).as_ref(),
             currency.code(),
             &partners.to_string(),
-            &format_minor(payable, minor),
-            &format_minor(held, minor),
-            &format_minor(carried, minor),
+            &payable.to_string(),
+            &held.to_string(),
+            &carried.to_string(),
         ])?;
     }
     finish(writer)?;

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::domain::partner::UserRole;
 use crate::domain::period::Period;
+use crate::domain::status::OutboxKind;
 use crate::earnings::Detail;
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
@@ -173,7 +174,7 @@ async fn close_locked(
                 .iter()
                 .flat_map(|p| {
                     statement_recipients(master, &p.partner_id).into_iter().map(|(recipient, recipient_name)| OutboxMessage {
-                        kind: "statement",
+                        kind: OutboxKind::Statement,
                         partner_id: p.partner_id.clone(),
                         scope: period_text.clone(),
                         recipient,

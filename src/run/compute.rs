@@ -10,7 +10,6 @@ use anyhow::Context;
 use polars::prelude::DataFrame;
 use rayon::prelude::*;
 
-use crate::domain::money::format_minor;
 use crate::domain::period::Period;
 use crate::earnings::{self, Detail, MissingPartner, PeriodComputation};
 use crate::ingest::MasterData;
@@ -177,16 +176,11 @@ pub(super) async fn record_missing_partners(
 fn missing_partner_detail(missing: &MissingPartner) -> String {
     let mut kept = Vec::new();
     if let Some(stored) = &missing.balance {
-        let money = |amount: rust_decimal::Decimal| match stored.currency.minor_units() {
-            Ok(minor) => format_minor(amount, minor),
-            // Only words in a detail: the exact amount as stored.
-            Err(_) => amount.to_string(),
-        };
         kept.push(format!(
             "held {} {currency}, carried {} {currency}",
-            money(stored.balances.held),
-            money(stored.balances.carried),
-            currency = stored.currency.code(),
+            stored.held(),
+            stored.carried(),
+            currency = stored.currency().code(),
         ));
     }
     let lines = missing.lines.own + missing.lines.late;

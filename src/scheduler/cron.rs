@@ -6,13 +6,12 @@ pub use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
 /// Parses a six-field expression with seconds (`sec min hour day-of-month month day-of-week`).
-pub fn parse(expression: &str) -> Result<Cron, String> {
+pub fn parse(expression: &str) -> Result<Cron, croner::errors::CronError> {
     CronParser::builder()
         .seconds(Seconds::Required)
         .year(Year::Disallowed)
         .build()
         .parse(expression)
-        .map_err(|e| e.to_string())
 }
 
 /// The next occurrence strictly after `after` (in UTC, i.e. plain wall-clock arithmetic).

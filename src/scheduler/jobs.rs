@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::schedule::Schedule;
+use super::schedule::{Schedule, ScheduleError};
 use crate::domain::period::Period;
 use crate::store::{Store, StoreResult};
 
@@ -113,14 +113,11 @@ fn parse_job(file: &Path, text: &str) -> Result<JobSpec, JobFileError> {
         error(&field, message)
     })?;
     let schedule = Schedule::parse(&raw.schedule, &raw.time_zone).map_err(|problem| {
-        error(
-            if problem.contains("time zone") {
-                "time_zone"
-            } else {
-                "schedule"
-            },
-            problem,
-        )
+        let field = match problem {
+            ScheduleError::TimeZone(_) => "time_zone",
+            ScheduleError::FieldCount(_) | ScheduleError::Cron { .. } => "schedule",
+        };
+        error(field, problem.to_string())
     })?;
     let command = JobCommand::parse(&raw.command).ok_or_else(|| {
         error(

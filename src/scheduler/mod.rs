@@ -14,7 +14,6 @@
 //! the tick that found it came at: instances started at different moments tick at different
 //! fractions, and must still claim the same (job, scheduled time).
 
-pub mod clock;
 pub mod jobs;
 pub mod schedule;
 
@@ -29,7 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use crate::domain::clock::{Clock, ManualClock, SystemClock};
 pub use jobs::{JobCommand, JobSpec, load_jobs};
 
 use crate::domain::period::Period;

@@ -24,6 +24,20 @@ fn whole_second(t: NaiveDateTime) -> NaiveDateTime {
     t.with_nanosecond(0).unwrap_or(t)
 }
 
+/// Why a job's `schedule` or `time_zone` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("`{0}` is not an IANA time zone")]
+    TimeZone(String),
+    #[error("`{0}` must have six fields: sec min hour day-of-month month day-of-week")]
+    FieldCount(String),
+    #[error("`{expression}`: {source}")]
+    Cron {
+        expression: String,
+        source: croner::errors::CronError,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Schedule {
     cron: Cron,
@@ -33,17 +47,18 @@ pub struct Schedule {
 
 impl Schedule {
     /// `expression`: six fields, `sec min hour day-of-month month day-of-week`.
-    pub fn parse(expression: &str, time_zone: &str) -> Result<Self, String> {
+    pub fn parse(expression: &str, time_zone: &str) -> Result<Self, ScheduleError> {
         let time_zone: Tz = time_zone
             .parse()
-            .map_err(|_| format!("`{time_zone}` is not an IANA time zone"))?;
+            .map_err(|_| ScheduleError::TimeZone(time_zone.to_owned()))?;
         if expression.split_whitespace().count() != 6 {
-            return Err(format!(
-                "`{expression}` must have six fields: sec min hour day-of-month month day-of-week"
-            ));
+            return Err(ScheduleError::FieldCount(expression.to_owned()));
         }
-        let cron = crate::scheduler::cron::parse(expression)
-            .map_err(|e| format!("`{expression}`: {e}"))?;
+        let cron =
+            crate::scheduler::cron::parse(expression).map_err(|source| ScheduleError::Cron {
+                expression: expression.to_owned(),
+                source,
+            })?;
         Ok(Self {
             cron,
             time_zone,

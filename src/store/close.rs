@@ -9,10 +9,10 @@ use sqlx::Row;
 
 use super::insert::InsertInto;
 use super::{
-    OutboxMessage, Store, StoreError, StoreResult, now_ms, parse_decimal, parse_period_opt,
+    OutboxMessage, Store, StoreError, StoreResult, parse_currency, parse_payable, parse_period_opt,
 };
-use crate::domain::balance::{Balances, StoredBalance};
-use crate::domain::money::Currency;
+use crate::domain::balance::Balances;
+
 use crate::domain::period::Period;
 use crate::domain::statement::StatementRecord;
 
@@ -93,7 +93,7 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    pub async fn balances(&self) -> StoreResult<HashMap<String, StoredBalance>> {
+    pub async fn balances(&self) -> StoreResult<HashMap<String, Balances>> {
         let rows = sqlx::query("SELECT partner_id, currency, held, carried FROM balances")
             .fetch_all(&self.pool)
             .await?;
@@ -101,17 +101,12 @@ impl Store {
         for row in rows {
             let partner_id: String = row.try_get(0)?;
             let code: String = row.try_get(1)?;
-            let currency = Currency::parse(&code)
-                .ok_or_else(|| StoreError::Corrupt(format!("balance currency {code}")))?;
-            let held = parse_decimal(row.try_get(2)?)?;
-            let carried = parse_decimal(row.try_get(3)?)?;
-            balances.insert(
-                partner_id,
-                StoredBalance {
-                    currency,
-                    balances: Balances { held, carried },
-                },
-            );
+            let currency = parse_currency(&code)?;
+            let held = parse_payable(&row.try_get::<String, _>(2)?, currency)?;
+            let carried = parse_payable(&row.try_get::<String, _>(3)?, currency)?;
+            let stored = Balances::new(held, carried)
+                .map_err(|e| StoreError::Corrupt(format!("balance of {partner_id}: {e}")))?;
+            balances.insert(partner_id, stored);
         }
         Ok(balances)
     }
@@ -128,7 +123,7 @@ impl Store {
         .bind(period.clone())
         .bind(close.close_id.to_owned())
         .bind(close.run_id.to_owned())
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(close.basis.map(|p| p.to_string()))
         .execute(&mut *tx)
         .await?
@@ -213,7 +208,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        Self::insert_outbox(&mut tx, close.messages).await?;
+        Self::insert_outbox(&mut tx, close.messages, self.now_ms()).await?;
         tx.commit().await?;
         Ok(CloseOutcome::Closed)
     }

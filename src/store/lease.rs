@@ -17,7 +17,7 @@ use std::time::Duration;
 use sqlx::Row;
 use tokio::task::JoinHandle;
 
-use super::{Store, StoreError, StoreResult, now_ms};
+use super::{Store, StoreError, StoreResult};
 
 /// A lease lives this long without renewal; a live holder renews it three times as often.
 const LEASE_TTL_MS: i64 = 60_000;
@@ -213,7 +213,7 @@ impl Store {
         let (host, pid) = (identity.host.clone(), i64::from(identity.pid));
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
-            let now = now_ms();
+            let now = self.now_ms();
             let taken = sqlx::query(
                 "INSERT INTO leases (name, holder, host, pid, expires_at_ms) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, host = excluded.host, pid = excluded.pid, \
@@ -274,7 +274,7 @@ async fn renew(store: Store, name: String, holder: String) {
         tokio::time::sleep(every).await;
         let result =
             sqlx::query("UPDATE leases SET expires_at_ms = $1 WHERE name = $2 AND holder = $3")
-                .bind(now_ms() + LEASE_TTL_MS)
+                .bind(store.now_ms() + LEASE_TTL_MS)
                 .bind(name.clone())
                 .bind(holder.clone())
                 .execute(store.pool())

@@ -20,9 +20,9 @@ mod revenue;
 mod runs;
 mod status;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use rust_decimal::Decimal;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
@@ -40,6 +40,8 @@ pub use status::{
     MissingPartnerStatus, PeriodStatus, RunStatus, StatusReport, WarningStatus, WaveStatus,
 };
 
+use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::money::{Currency, Payable};
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
 use crate::domain::status::UnknownStatus;
@@ -114,19 +116,27 @@ fn retried_reasons_sql() -> String {
         .join(", ")
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Where leases, claims, retry backoff and recorded times read the time.
+    clock: Arc<dyn Clock>,
 }
 
 impl Store {
+    /// The same store reading time from `clock` (tests move a `ManualClock` instead of
+    /// sleeping).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, in milliseconds since the Unix epoch, by the store's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// Connects, creating an SQLite file on first use, and applies migrations. A database that
     /// cannot be reached fails within `CONNECT_DEADLINE` with its cause (`connect`).
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -189,7 +199,11 @@ impl Store {
                 reason: format!("opening the connection pool: {e}"),
             })
         })?;
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            clock: Arc::new(SystemClock),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -231,8 +245,14 @@ fn parse_period_opt(text: Option<String>) -> StoreResult<Option<Period>> {
     .transpose()
 }
 
-/// A stored amount (TEXT decimal); anything else is corrupt data, never a silent zero.
-fn parse_decimal(text: String) -> StoreResult<Decimal> {
-    text.parse()
-        .map_err(|_| StoreError::Corrupt(format!("amount `{text}`")))
+/// A stored amount (TEXT decimal with at most the currency's minor units); anything else is
+/// corrupt data, never a silent zero or a rounding.
+fn parse_payable(text: &str, currency: Currency) -> StoreResult<Payable> {
+    Payable::parse(text, currency)
+        .map_err(|e| StoreError::Corrupt(format!("amount `{text}` {currency}: {e}")))
+}
+
+/// A stored currency code; anything else is corrupt data.
+fn parse_currency(code: &str) -> StoreResult<Currency> {
+    Currency::parse(code).ok_or_else(|| StoreError::Corrupt(format!("currency `{code}`")))
 }

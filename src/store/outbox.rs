@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::insert::InsertInto;
 use super::lease::{ProcessIdentity, holder_is_gone};
-use super::{Store, StoreError, StoreResult, now_ms};
+use super::{Store, StoreError, StoreResult};
 pub use crate::domain::outbox::{ClaimedMessage, DeliveryOutcome, WaveProgress};
 use crate::domain::statement::{StatementLineRecord, StatementRecord};
 use crate::domain::status::{OutboxKind, OutboxStatus};
@@ -16,8 +16,7 @@ use crate::domain::status::{OutboxKind, OutboxStatus};
 /// recipient), is unique in the outbox: queueing it twice is a no-op.
 #[derive(Debug, Clone)]
 pub struct OutboxMessage {
-    /// An `OutboxKind`'s stored text (`OutboxKind::as_str`).
-    pub kind: &'static str,
+    pub kind: OutboxKind,
     pub partner_id: String,
     pub scope: String,
     pub recipient: String,
@@ -46,15 +45,11 @@ impl Store {
     pub(crate) async fn insert_outbox(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         messages: &[OutboxMessage],
+        created_ms: i64,
     ) -> StoreResult<u64> {
-        // The kind is text until every caller passes an `OutboxKind`; only those are stored.
-        for message in messages {
-            OutboxKind::try_from(message.kind)?;
-        }
-        let created = now_ms();
         OUTBOX
             .execute(tx, messages, |mut row, message| {
-                row.push_bind(message.kind.to_owned())
+                row.push_bind(message.kind.as_str())
                     .push_bind(message.partner_id.clone())
                     .push_bind(message.scope.clone())
                     .push_bind(message.recipient.clone())
@@ -62,7 +57,7 @@ impl Store {
                     // Stable for the life of the row: a resend after a crash is the same message.
                     .push_bind(format!("<{}@payout.invalid>", uuid::Uuid::new_v4()))
                     .push_bind(OutboxStatus::Queued.as_str())
-                    .push_bind(created)
+                    .push_bind(created_ms)
                     .push_bind(message.context.to_string());
             })
             .await
@@ -71,7 +66,7 @@ impl Store {
     /// Queues messages in one transaction; returns how many were new.
     pub async fn queue_messages(&self, messages: &[OutboxMessage]) -> StoreResult<u64> {
         let mut tx = self.pool().begin().await?;
-        let inserted = Self::insert_outbox(&mut tx, messages).await?;
+        let inserted = Self::insert_outbox(&mut tx, messages, self.now_ms()).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -112,7 +107,7 @@ impl Store {
         limit: i64,
         claim_ttl_ms: i64,
     ) -> StoreResult<Vec<ClaimedMessage>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let deliverable = "((status = 'queued' AND next_attempt_at_ms <= $3) OR (status = 'sending' AND claim_expires_at_ms < $3))";
         let sql = format!(
             "UPDATE outbox SET status = 'sending', claimed_by = $1, claim_expires_at_ms = $2 \
@@ -164,7 +159,7 @@ impl Store {
         outcomes: &[(i64, DeliveryOutcome)],
     ) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
-        let now = now_ms();
+        let now = self.now_ms();
         for (id, outcome) in outcomes {
             let query = match outcome {
                 DeliveryOutcome::Sent => sqlx::query(
@@ -295,12 +290,12 @@ impl Store {
         )
         .bind(partner_id.to_owned())
         .bind(wave.to_owned())
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(reminder)
         .bind(today.to_owned())
         .execute(&mut *tx)
         .await?;
-        Self::insert_outbox(&mut tx, std::slice::from_ref(message)).await?;
+        Self::insert_outbox(&mut tx, std::slice::from_ref(message), self.now_ms()).await?;
         tx.commit().await?;
         Ok(())
     }

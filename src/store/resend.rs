@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use super::{OutboxMessage, Store, StoreError, StoreResult, now_ms};
+use super::{OutboxMessage, Store, StoreError, StoreResult};
 use crate::domain::status::OutboxKind;
 
 /// The outbox kind of a statement email.
@@ -72,7 +72,7 @@ impl Store {
                 continue;
             }
             let message = OutboxMessage {
-                kind: STATEMENT_KIND,
+                kind: OutboxKind::Statement,
                 partner_id: request.partner_id.to_owned(),
                 scope: request.period.to_owned(),
                 recipient: recipient.clone(),
@@ -81,7 +81,9 @@ impl Store {
                 context: serde_json::json!({}),
             };
             // 0 when another resend queued it in the meantime: the unique key holds.
-            match Self::insert_outbox(&mut tx, std::slice::from_ref(&message)).await? {
+            match Self::insert_outbox(&mut tx, std::slice::from_ref(&message), self.now_ms())
+                .await?
+            {
                 0 => outcome.already_had.push(recipient.clone()),
                 _ => outcome.queued.push(recipient.clone()),
             }
@@ -95,7 +97,7 @@ impl Store {
         .bind(request.period.to_owned())
         .bind(request.partner_id.to_owned())
         .bind(request.requested_by.to_owned())
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(outcome.queued.len() as i64)
         .bind(outcome.already_had.len() as i64)
         .bind(recipients)

@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::insert::InsertInto;
-use super::{Store, StoreError, StoreResult, now_ms, parse_period_opt, retried_reasons_sql};
+use super::{Store, StoreError, StoreResult, parse_period_opt, retried_reasons_sql};
 use crate::domain::exception::ExceptionRow;
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
@@ -231,7 +231,7 @@ impl Store {
         .bind(sha256.to_owned())
         .bind(source_file.to_owned())
         .bind(run_id.to_owned())
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -5,7 +5,7 @@
 use sqlx::Row;
 
 use super::insert::InsertInto;
-use super::{Store, StoreResult, now_ms, parse_period_opt};
+use super::{Store, StoreResult, parse_period_opt};
 use crate::domain::master::InputFile;
 use crate::domain::period::Period;
 use crate::domain::status::RunOutcome;
@@ -30,7 +30,7 @@ impl Store {
             .bind(id.clone())
             .bind(command.to_owned())
             .bind(period.map(|p| p.to_string()))
-            .bind(now_ms())
+            .bind(self.now_ms())
             .execute(&self.pool)
             .await?;
         Ok(id)
@@ -80,7 +80,7 @@ impl Store {
         detail: &str,
     ) -> StoreResult<()> {
         sqlx::query("UPDATE runs SET finished_at_ms = $1, outcome = $2, detail = $3 WHERE id = $4")
-            .bind(now_ms())
+            .bind(self.now_ms())
             .bind(outcome.as_str())
             .bind(detail.to_owned())
             .bind(run_id.to_owned())

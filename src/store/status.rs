@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::Row;
 
 use super::resend::ResendStatus;
 use super::{Store, StoreError, StoreResult, retried_reasons_sql};
 use crate::domain::master::InputFile;
+use crate::domain::money::{Currency, Payable};
 use crate::domain::reasons::RejectReason;
 use crate::domain::status::{FireStatus, OutboxKind, RunOutcome};
 
@@ -160,9 +160,20 @@ pub(super) fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A period's totals in one currency, from its statements.
+struct Totals {
+    partners: u64,
+    payable: Payable,
+    held: Payable,
+    carried: Payable,
+}
+
 /// Adds a stored amount; a corrupt one is an error, never a silent zero.
-fn add(text: String, to: &mut Decimal) -> StoreResult<()> {
-    *to += super::parse_decimal(text)?;
+fn add(text: &str, currency: Currency, to: &mut Payable) -> StoreResult<()> {
+    let amount = super::parse_payable(text, currency)?;
+    *to = to
+        .checked_add(amount)
+        .map_err(|e| StoreError::Corrupt(format!("statement totals: {e}")))?;
     Ok(())
 }
 
@@ -176,19 +187,25 @@ impl Store {
         {
             lines_by_month.insert(row.try_get(0)?, row.try_get::<i64, _>(1)? as u64);
         }
-        let mut totals: BTreeMap<(String, String), (u64, Decimal, Decimal, Decimal)> =
-            BTreeMap::new();
+        let mut totals: BTreeMap<(String, String), Totals> = BTreeMap::new();
         for row in sqlx::query("SELECT period, currency, payable, held, carried FROM statements")
             .fetch_all(pool)
             .await?
         {
-            let entry = totals
-                .entry((row.try_get(0)?, row.try_get(1)?))
-                .or_default();
-            entry.0 += 1;
-            add(row.try_get(2)?, &mut entry.1)?;
-            add(row.try_get(3)?, &mut entry.2)?;
-            add(row.try_get(4)?, &mut entry.3)?;
+            let code: String = row.try_get(1)?;
+            let currency = super::parse_currency(&code)?;
+            let zero = Payable::zero(currency)
+                .map_err(|e| StoreError::Corrupt(format!("statement currency: {e}")))?;
+            let entry = totals.entry((row.try_get(0)?, code)).or_insert(Totals {
+                partners: 0,
+                payable: zero,
+                held: zero,
+                carried: zero,
+            });
+            entry.partners += 1;
+            add(&row.try_get::<String, _>(2)?, currency, &mut entry.payable)?;
+            add(&row.try_get::<String, _>(3)?, currency, &mut entry.held)?;
+            add(&row.try_get::<String, _>(4)?, currency, &mut entry.carried)?;
         }
         let mut periods: BTreeMap<String, PeriodStatus> = BTreeMap::new();
         for row in sqlx::query("SELECT period, closed_at_ms FROM period_closes")
@@ -199,15 +216,13 @@ impl Store {
             let totals = totals
                 .range((period.clone(), String::new())..)
                 .take_while(|((p, _), _)| *p == period)
-                .map(
-                    |((_, currency), (partners, payable, held, carried))| CurrencyTotals {
-                        currency: currency.clone(),
-                        partners: *partners,
-                        payable: payable.to_string(),
-                        held: held.to_string(),
-                        carried: carried.to_string(),
-                    },
-                )
+                .map(|((_, currency), t)| CurrencyTotals {
+                    currency: currency.clone(),
+                    partners: t.partners,
+                    payable: t.payable.to_string(),
+                    held: t.held.to_string(),
+                    carried: t.carried.to_string(),
+                })
                 .collect();
             periods.insert(
                 period.clone(),

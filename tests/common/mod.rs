@@ -166,12 +166,43 @@ impl Env {
     }
 }
 
+/// Test databases older than this are dropped by the next test that makes one: each test's
+/// database outlives it (for a look after a failure), but a reused machine must not fill up.
+const KEEP_TEST_DATABASES_SECS: u64 = 30 * 60;
+
 async fn fresh_postgres_database() -> String {
     let admin_url = std::env::var(POSTGRES_ENV).unwrap();
-    let name = format!("payout_t_{}", uuid::Uuid::new_v4().simple());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // The creation time is in the name, so any test process can tell what is stale.
+    let name = format!("payout_t_{now}_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&admin_url)
         .await
         .expect("connect to the test PostgreSQL");
+    // Not `LIKE 'payout_t_%'`: `_` matches any character there, and `payout_test` (the
+    // database the URL names) would match.
+    let existing: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database")
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+    for old in existing {
+        let Some(rest) = old.strip_prefix("payout_t_") else {
+            continue;
+        };
+        let created = rest
+            .split('_')
+            .next()
+            .and_then(|secs| secs.parse::<u64>().ok());
+        // Test databases named without a time are from before this rule: stale as well.
+        if created.is_none_or(|t| t + KEEP_TEST_DATABASES_SECS < now) {
+            // A database still in use is refused by PostgreSQL and left alone.
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{old}\""))
+                .execute(&mut admin)
+                .await;
+        }
+    }
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await

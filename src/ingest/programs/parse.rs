@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 
-use rust_decimal::Decimal;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -13,7 +12,7 @@ use super::{
     ALLOW_RATES_ABOVE_ONE, FROM_KEY, MAX_CATEGORY_LEN, PROGRAM_KEYS, Program, ProgramsError,
     RateTable,
 };
-use crate::domain::money::{Currency, RATE_SCALE, Rate, parse_scaled};
+use crate::domain::money::{Currency, Payable, RATE_SCALE, Rate, parse_scaled};
 use crate::domain::partner::PartnerType;
 use crate::domain::period::Period;
 use crate::ingest::lines::LineCounter;
@@ -329,7 +328,7 @@ impl File<'_> {
         &self,
         place: &str,
         value: &Spanned<DeValue>,
-    ) -> Result<BTreeMap<Currency, Decimal>, ProgramsError> {
+    ) -> Result<BTreeMap<Currency, Payable>, ProgramsError> {
         let DeValue::Table(table) = value.get_ref() else {
             return Err(self.invalid(
                 place,
@@ -361,7 +360,7 @@ impl File<'_> {
             }
             let scaled = parse_scaled(text, minor, minor)
                 .map_err(|e| self.invalid(place, &key, format!("`{text}`: {e}"), amount.span()))?;
-            let threshold = Decimal::try_from_i128_with_scale(scaled, minor)
+            let threshold = Payable::from_minor_units(scaled, currency)
                 .map_err(|e| self.invalid(place, &key, format!("`{text}`: {e}"), amount.span()))?;
             min_payout.insert(currency, threshold);
         }

@@ -1,4 +1,5 @@
-//! Time for the scheduler: the system clock in production, a hand-moved clock in tests.
+//! Time, wherever the engine reads it (the scheduler's fires, the store's leases, claims and
+//! retry backoff): the system clock in production, a hand-moved clock in tests.
 
 use std::sync::Mutex;
 
@@ -6,6 +7,11 @@ use chrono::{DateTime, Utc};
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+
+    /// Milliseconds since the Unix epoch: the unit the store keeps times in.
+    fn now_ms(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
 }
 
 pub struct SystemClock;
