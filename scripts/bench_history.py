@@ -1,7 +1,7 @@
 """History benchmark: does a month's run stay as fast and as small with a year behind it?
 
 Run through scripts/bench-history.sh. Months 2025-10 to 2026-09 are each generated
-(`payout-generate --month`, LINES lines, BENCH_HISTORY_PARTNERS partners, default 10,000: a
+(`payout-generate --month`, LINES lines, BENCH_HISTORY_PARTNERS partners, default 2,000: a
 close renders a statement per partner), run and closed on one SQLite store; 2026-10 is then
 generated and run. Printed: the first and the thirteenth month's `payout run` time and peak RSS
 (from /usr/bin/time), their ratio (goal <= 1.3) and the RSS growth per line of history (goal
@@ -30,7 +30,7 @@ def timed(command):
 
 def main():
     lines = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    partners = os.environ.get("BENCH_HISTORY_PARTNERS", "10000")
+    partners = os.environ.get("BENCH_HISTORY_PARTNERS", "2000")
     work = DATA / f"history-{lines}"
     if work.exists():
         shutil.rmtree(work)
@@ -44,9 +44,14 @@ def main():
         seconds, rss = timed(payout + ["run", "--period", month])
         runs.append((month, seconds, rss))
         print(f"month {number:>2} {month}: run {seconds:6.2f} s, peak {rss / 2**20:6.0f} MB", flush=True)
+        quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        if number == 1:
+            # The first file's late lines (2%, of the month before) are closed first: a period
+            # closes only after every earlier one with revenue, and from a draft made since.
+            subprocess.run(payout + ["close", "--period", "2025-09"], **quiet)
+            subprocess.run(payout + ["run", "--period", month], **quiet)
         if number < len(MONTHS):
-            subprocess.run(payout + ["close", "--period", month], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(payout + ["close", "--period", month], **quiet)
     (_, first_s, first_rss), (_, last_s, last_rss) = runs[0], runs[-1]
     history = lines * (len(MONTHS) - 1)
     ratio = last_s / first_s
