@@ -202,3 +202,64 @@ async fn a_file_of_more_bad_rows_than_one_batch_keeps_every_rejection() {
         );
     }
 }
+
+/// Sets every stored segment's record keys to zeros marked as the unkeyed scheme of before
+/// migration 0012: the keys a store written by an older version holds (as far as they match
+/// nothing). The check must make them again from the segments' text.
+async fn make_record_keys_legacy(env: &Env) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&env.database_url).await.unwrap();
+    let ids: Vec<(i64, i64)> = sqlx::query_as("SELECT id, rows FROM revenue_segments")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(!ids.is_empty());
+    for (id, rows) in ids {
+        sqlx::query("UPDATE revenue_segments SET key_scheme = 1, record_keys = $1 WHERE id = $2")
+            .bind(vec![0u8; rows as usize * 24])
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn a_resent_row_is_a_duplicate_a_changed_one_a_conflict_against_history_old_and_new() {
+    for backend in backends() {
+        for legacy in [false, true] {
+            let env = Env::new(backend).await;
+            env.ok(&["run", "--period", "2026-10"]);
+            let before = revenue_lines(&env.report("2026-10", "eligibility.csv"));
+            if legacy {
+                make_record_keys_legacy(&env).await;
+            }
+            // A re-sent row (same seven fields, other region), a changed one, a new one.
+            env.write_data(
+                "revenue/2026-10-resent.csv",
+                "record_id,partner_id,customer_id,product_category,billing_month,amount,currency,region\n\
+                 R-1001,1000001,C-001,azure,2026-10,12500.00,USD,eu-west\n\
+                 R-1002,1000001,C-002,m365,2026-10,4300.56,USD,us-east\n\
+                 R-9001,1000001,C-001,azure,2026-10,1.00,USD,us-east\n",
+            );
+            env.ok(&["run", "--period", "2026-10"]);
+            let rows = exceptions_of(&env, "revenue/2026-10-resent.csv");
+            assert_eq!(
+                rows,
+                vec![(
+                    "3".to_owned(),
+                    "DUPLICATE_CONFLICT".to_owned(),
+                    "record_id `R-1002` was already ingested with different content".to_owned()
+                )],
+                "{backend:?} legacy keys: {legacy}"
+            );
+            let after = revenue_lines(&env.report("2026-10", "eligibility.csv"));
+            assert_eq!(
+                after["1000001"],
+                before["1000001"] + 1,
+                "{backend:?} legacy keys: {legacy}: only the new row counts"
+            );
+        }
+    }
+}

@@ -31,6 +31,27 @@ struct Args {
     /// Revenue file format (the same lines either way).
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     format: Format,
+    /// Billing month of the lines (2% are of the month before), `YYYY-MM`; it names the revenue
+    /// file. Months other than the default prefix their record ids with the month, so that a
+    /// folder filled month by month (the history benchmark) holds no repeated ids.
+    #[arg(long, default_value = DEFAULT_MONTH)]
+    month: String,
+}
+
+const DEFAULT_MONTH: &str = "2026-10";
+
+/// The month before `month` (`YYYY-MM`).
+fn month_before(month: &str) -> Option<String> {
+    let (year, number) = month.split_once('-')?;
+    let (year, number): (u32, u32) = (year.parse().ok()?, number.parse().ok()?);
+    if !(1..=12).contains(&number) {
+        return None;
+    }
+    Some(if number == 1 {
+        format!("{}-12", year - 1)
+    } else {
+        format!("{year}-{:02}", number - 1)
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,18 +67,18 @@ enum RevenueSink {
 }
 
 impl RevenueSink {
-    fn create(out: &Path, format: Format, lines: usize) -> std::io::Result<Self> {
+    fn create(out: &Path, format: Format, lines: usize, month: &str) -> std::io::Result<Self> {
         Ok(match format {
             Format::Csv => {
                 let mut file = BufWriter::with_capacity(
                     1 << 20,
-                    File::create(out.join("revenue/2026-10-revenue.csv"))?,
+                    File::create(out.join(format!("revenue/{month}-revenue.csv")))?,
                 );
                 writeln!(file, "{}", REVENUE_HEADER.join(","))?;
                 RevenueSink::Csv(file)
             }
             Format::Parquet => RevenueSink::Parquet(
-                out.join("revenue/2026-10-revenue.parquet"),
+                out.join(format!("revenue/{month}-revenue.parquet")),
                 REVENUE_HEADER
                     .iter()
                     .map(|name| StringChunkedBuilder::new((*name).into(), lines))
@@ -132,6 +153,14 @@ fn partner_id(index: u64) -> String {
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let mut rng = Rng(args.seed);
+    let previous = month_before(&args.month).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "--month is not YYYY-MM")
+    })?;
+    let id_prefix = if args.month == DEFAULT_MONTH {
+        "G".to_owned()
+    } else {
+        format!("G{}", args.month.replace('-', ""))
+    };
     fs::create_dir_all(args.out.join("revenue"))?;
 
     fs::write(
@@ -144,7 +173,7 @@ required_competencies = ["cloud-platform-gold"]
 min_payout = { USD = "50.00", EUR = "50.00", GBP = "40.00", JPY = "5000", KRW = "60000", KWD = "15.000" }
 
 [[program.rates]]
-from = "2026-01"
+from = "2025-01"
 azure = "0.05"
 m365 = "0.08"
 dynamics = "0.06"
@@ -164,7 +193,7 @@ required_competencies = []
 min_payout = { USD = "100.00", EUR = "100.00", GBP = "80.00", JPY = "10000", KRW = "120000", KWD = "30.000" }
 
 [[program.rates]]
-from = "2026-01"
+from = "2025-01"
 azure = "0.03"
 m365 = "0.04"
 security = "0.125"
@@ -248,7 +277,7 @@ security = "0.125"
     )?;
 
     let mut fx = String::from("period,from_currency,to_currency,rate\n");
-    for period in ["2026-09", "2026-10"] {
+    for period in [previous.as_str(), args.month.as_str()] {
         for (from, from_per_usd) in CURRENCIES.iter().zip(PER_USD) {
             for (to, to_per_usd) in CURRENCIES.iter().zip(PER_USD) {
                 if from != to {
@@ -263,7 +292,8 @@ security = "0.125"
     }
     fs::write(args.out.join("fx_rates.csv"), fx)?;
 
-    let mut revenue = RevenueSink::create(&args.out, args.format, args.lines as usize)?;
+    let mut revenue =
+        RevenueSink::create(&args.out, args.format, args.lines as usize, &args.month)?;
     for line in 0..args.lines {
         // Skewed: a few partners carry most lines.
         let partner = ((args.partners as f64) * rng.unit().powi(3)) as u64;
@@ -274,9 +304,9 @@ security = "0.125"
             own
         };
         let month = if rng.below(50) == 0 {
-            "2026-09"
+            previous.as_str()
         } else {
-            "2026-10"
+            args.month.as_str()
         };
         let places = 2 + rng.below(3) as u32;
         let magnitude = match CURRENCIES[currency] {
@@ -293,7 +323,7 @@ security = "0.125"
             width = places as usize
         );
         let category = CATEGORIES[rng.below(5) as usize];
-        let record_id = format!("G{line:010}");
+        let record_id = format!("{id_prefix}{line:010}");
         let customer_id = format!("C{:06}", rng.below(1_000_000));
         revenue.push([
             &record_id,

@@ -48,6 +48,22 @@ pub enum RetryResolution {
     StillRejected(RejectReason, String),
 }
 
+/// How a stored segment's record keys were made (`revenue_segments.key_scheme`, migration
+/// 0012): the number is what the store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKeyScheme {
+    /// Unkeyed xxh3 (before 0012): compared with nothing, made again from the segment's text.
+    Xxh3 = 1,
+    /// SHA-256 keyed by the store's secret (`ingest::record_key`).
+    KeyedSha256 = 2,
+}
+
+impl RecordKeyScheme {
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}
+
 /// A finished segment, ready to store.
 #[derive(Debug, Clone)]
 pub struct Segment {

@@ -1,7 +1,14 @@
-//! The record index (SPEC §2, §7.6): every `record_id` ever ingested, by hash, with the hash of
-//! its seven fields, for the duplicate check, the one check that needs row order. Sharded by
-//! id hash so that each shard settles its rows in order while the shards run in parallel. It
-//! holds hashes only, never a row, and never decides anything but new, duplicate or conflict.
+//! The record index (SPEC §2, §7.6): the `record_id`s ingested before that the lines being
+//! checked may repeat, by key (`record_key`), with the key of their seven fields, for the
+//! duplicate check, the one check that needs row order. Sharded by id key so that each shard
+//! settles its rows in order while the shards run in parallel. It holds keys only, never a row,
+//! and never decides anything but new, duplicate or conflict.
+//!
+//! History is not held whole: a run first collects the id keys of the lines it is about to
+//! check into an `IdFilter` (a bitmap, 4 bytes a new line), and loads of the stored keys only
+//! those the filter lets through: every stored key a new line can match, and a few others. A
+//! row whose id the filter was not given is counted (`uncovered`) and fails the run: the index
+//! could not have known its history.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -9,14 +16,64 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use rayon::prelude::*;
 
+use super::record_key::RecordHasher;
 use super::segment;
 
-/// Every `record_id` ever ingested, as (hash of the id -> hash of the seven fields). The 128-bit
-/// id hash makes a false match between two ids practically impossible (about 2^-64 at 10^10 ids).
-/// Split into shards by id hash so that rows are settled on every core, each shard in row order.
+/// `record_id`s ingested before, as (key of the id -> key of the seven fields). The keys are
+/// keyed SHA-256 (`record_key`): a false match between two ids is practically impossible (about
+/// 2^-64 at 10^10 ids) and cannot be made on purpose. Split into shards by id key so that rows
+/// are settled on every core, each shard in row order.
 #[derive(Debug)]
 pub struct RecordIndex {
     shards: Vec<IndexShard>,
+    hasher: RecordHasher,
+    /// The id keys this index was loaded for; `None`: every stored key is loaded.
+    covers: Option<IdFilter>,
+    /// Rows settled whose id key `covers` was not given.
+    uncovered: u64,
+}
+
+/// Bits of an `IdFilter` per id key given: with two bits set a key, about 0.4% of the stored
+/// keys that are not asked for pass it (and are loaded, harmlessly).
+const FILTER_BITS_PER_KEY: usize = 32;
+/// The smallest filter, so that a few keys do not let every stored key through.
+const MIN_FILTER_BITS: usize = 1 << 16;
+
+/// A set of id keys that may answer yes for a key it was not given, never no for one it was.
+#[derive(Debug, Clone)]
+pub struct IdFilter {
+    words: Vec<u64>,
+    mask: u64,
+}
+
+impl IdFilter {
+    /// A filter of `keys`.
+    pub fn of(keys: &[u128]) -> Self {
+        let bits = (keys.len() * FILTER_BITS_PER_KEY)
+            .max(MIN_FILTER_BITS)
+            .next_power_of_two();
+        let mut filter = Self {
+            words: vec![0; bits / 64],
+            mask: bits as u64 - 1,
+        };
+        for &key in keys {
+            for bit in filter.bits(key) {
+                filter.words[(bit >> 6) as usize] |= 1 << (bit & 63);
+            }
+        }
+        filter
+    }
+
+    /// Two bits of a key: the keys are uniformly random, so their two words serve as two hashes.
+    fn bits(&self, key: u128) -> [u64; 2] {
+        [key as u64 & self.mask, (key >> 64) as u64 & self.mask]
+    }
+
+    pub fn may_contain(&self, key: u128) -> bool {
+        self.bits(key)
+            .iter()
+            .all(|&bit| self.words[(bit >> 6) as usize] & (1 << (bit & 63)) != 0)
+    }
 }
 
 /// A record-id hash as two words: 24 bytes an entry instead of the 32 a 16-byte-aligned `u128`
@@ -67,10 +124,9 @@ fn id_key(id: u128) -> IdKey {
 const INDEX_SHARDS: usize = 32;
 
 impl Default for RecordIndex {
+    /// An index of no history, under a random secret: for checks that store nothing.
     fn default() -> Self {
-        Self {
-            shards: (0..INDEX_SHARDS).map(|_| IndexShard::default()).collect(),
-        }
+        Self::new(RecordHasher::random(), None)
     }
 }
 
@@ -127,27 +183,51 @@ pub(super) enum Settled {
     Rejected,
 }
 
+fn shard_of(id: u128, shards: usize) -> usize {
+    (id >> 122) as usize & (shards - 1)
+}
+
 impl RecordIndex {
     fn shard_of(&self, id: u128) -> usize {
-        (id >> 122) as usize & (self.shards.len() - 1)
+        shard_of(id, self.shards.len())
     }
 
-    /// An empty index with room for `keys` committed keys (no table doubling while loading).
-    pub fn with_capacity(keys: usize) -> Self {
-        let mut index = Self::default();
-        let per_shard = keys / INDEX_SHARDS + keys / INDEX_SHARDS / 16 + 16;
-        for shard in &mut index.shards {
-            shard.committed.reserve(per_shard);
+    /// An empty index making keys with `hasher`, to be loaded with the stored keys `covers`
+    /// lets through (`None`: all of them).
+    pub fn new(hasher: RecordHasher, covers: Option<IdFilter>) -> Self {
+        Self {
+            shards: (0..INDEX_SHARDS).map(|_| IndexShard::default()).collect(),
+            hasher,
+            covers,
+            uncovered: 0,
         }
-        index
     }
 
-    /// Adds stored keys (`segment::keys` blobs): sorted into shards, then each shard filled on
-    /// its own core.
+    pub fn hasher(&self) -> &RecordHasher {
+        &self.hasher
+    }
+
+    /// Rows settled so far whose id key the index was not loaded for: a run must find none.
+    pub fn uncovered(&self) -> u64 {
+        self.uncovered
+    }
+
+    /// Adds the stored keys (`segment::keys` blobs) the index is loaded for: filtered on every
+    /// core, sorted into shards, then each shard filled on its own core.
     pub fn extend_from_blobs(&mut self, blobs: &[Vec<u8>]) {
-        let mut by_shard: Vec<Vec<(u128, u64)>> = vec![Vec::new(); self.shards.len()];
-        for (id, content) in blobs.iter().flat_map(|blob| segment::keys(blob)) {
-            by_shard[self.shard_of(id)].push((id, content));
+        let covers = self.covers.as_ref();
+        let shards = self.shards.len();
+        let wanted: Vec<Vec<(u128, u64)>> = blobs
+            .par_iter()
+            .map(|blob| {
+                segment::keys(blob)
+                    .filter(|(id, _)| covers.is_none_or(|filter| filter.may_contain(*id)))
+                    .collect()
+            })
+            .collect();
+        let mut by_shard: Vec<Vec<(u128, u64)>> = vec![Vec::new(); shards];
+        for (id, content) in wanted.into_iter().flatten() {
+            by_shard[shard_of(id, shards)].push((id, content));
         }
         self.shards
             .par_iter_mut()
@@ -195,6 +275,13 @@ impl RecordIndex {
         let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); self.shards.len()];
         for (row, precheck) in prechecks.iter().enumerate() {
             if let Some(key) = key_of(precheck) {
+                if self
+                    .covers
+                    .as_ref()
+                    .is_some_and(|filter| !filter.may_contain(key.id_hash))
+                {
+                    self.uncovered += 1;
+                }
                 rows_of[self.shard_of(key.id_hash)].push(row as u32);
             }
         }
@@ -213,5 +300,65 @@ impl RecordIndex {
             settled[row as usize] = verdict;
         }
         settled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id_hash: u128, content_hash: u64) -> Option<RowKey> {
+        Some(RowKey {
+            id_hash,
+            content_hash,
+            takes_id: true,
+        })
+    }
+
+    fn blob(keys: &[(u128, u64)]) -> Vec<u8> {
+        let mut blob = Vec::new();
+        for (id, content) in keys {
+            blob.extend_from_slice(&id.to_le_bytes());
+            blob.extend_from_slice(&content.to_le_bytes());
+        }
+        blob
+    }
+
+    #[test]
+    fn a_stored_key_the_filter_lets_through_is_a_candidate_never_a_match() {
+        let asked: u128 = 0x1234_5678_9abc_def0_0fed_cba9_8765_4321;
+        // The same filter bits (the low 16 bits of both words) and shard, another id key.
+        let other = asked ^ (1 << 40) ^ (1 << 100);
+        let filter = IdFilter::of(&[asked]);
+        assert!(filter.may_contain(other), "the test needs a candidate");
+        let mut index = RecordIndex::new(RecordHasher::random(), Some(filter));
+        // Stored: the candidate (same content key), and a key the filter keeps out.
+        index.extend_from_blobs(&[blob(&[(other, 7), (asked ^ 1, 7)])]);
+        assert_eq!(index.len(), 1, "only the candidate is loaded");
+        let settled = index.settle_all(&[row(asked, 7)], |r| *r);
+        assert_eq!(settled, vec![Settled::Accepted]);
+        assert_eq!(index.uncovered(), 0);
+    }
+
+    #[test]
+    fn a_stored_id_is_a_duplicate_with_its_content_and_a_conflict_without() {
+        let id: u128 = 0xfeed_0000_0000_0000_0000_0000_0000_beef;
+        let mut index = RecordIndex::new(RecordHasher::random(), Some(IdFilter::of(&[id])));
+        index.extend_from_blobs(&[blob(&[(id, 7)])]);
+        let settled = index.settle_all(&[row(id, 7), row(id, 8)], |r| *r);
+        assert_eq!(settled, vec![Settled::Duplicate, Settled::Conflict]);
+    }
+
+    #[test]
+    fn a_row_the_index_was_not_loaded_for_is_counted() {
+        let mut index = RecordIndex::new(RecordHasher::random(), Some(IdFilter::of(&[1])));
+        // Not in the filter: its history was never loaded.
+        let stranger = (3u128 << 64) | 3;
+        index.settle_all(&[row(stranger, 1)], |r| *r);
+        assert_eq!(index.uncovered(), 1);
+        // An index loaded whole covers every row.
+        let mut whole = RecordIndex::default();
+        whole.settle_all(&[row(stranger, 1)], |r| *r);
+        assert_eq!(whole.uncovered(), 0);
     }
 }

@@ -5,6 +5,7 @@ use std::io::Cursor;
 
 use polars::prelude::*;
 
+use super::record_key::RecordHasher;
 use crate::domain::period::Period;
 pub use crate::domain::revenue::Segment;
 
@@ -12,7 +13,7 @@ pub use crate::domain::revenue::Segment;
 /// the memory of one chunk (about 30 MB before compression). A plain CSV block (16 MiB of text)
 /// makes one segment, of about as many lines.
 pub const SEGMENT_ROWS: usize = 1 << 18;
-/// Bytes per record key: 16 of record-id hash, 8 of content hash.
+/// Bytes per record key: 16 of record-id key, 8 of content key (`record_key`).
 pub const KEY_BYTES: usize = 24;
 
 /// The seven revenue fields, in this order everywhere (SPEC §2).
@@ -94,4 +95,25 @@ pub fn keys(blob: &[u8]) -> impl Iterator<Item = (u128, u64)> + '_ {
         );
         (id, content)
     })
+}
+
+/// The record keys of a stored segment's lines, made again from its text under `hasher`, in
+/// the blob layout of `SegmentMeta::keys`: for segments stored before keys were keyed
+/// (`RecordKeyScheme::Xxh3`), whose stored keys cannot be compared with keyed ones.
+pub fn rekey(parquet: &[u8], hasher: &RecordHasher) -> PolarsResult<Vec<u8>> {
+    let frame = ParquetReader::new(Cursor::new(parquet))
+        .with_columns(Some(REVENUE_COLUMNS.map(str::to_owned).to_vec()))
+        .finish()?;
+    let columns = REVENUE_COLUMNS
+        .iter()
+        .map(|name| frame.column(name)?.str().cloned())
+        .collect::<PolarsResult<Vec<_>>>()?;
+    let mut iters: Vec<_> = columns.iter().map(|c| c.iter()).collect();
+    let mut keys = Vec::with_capacity(frame.height() * KEY_BYTES);
+    for _ in 0..frame.height() {
+        let fields: [&str; 7] = std::array::from_fn(|i| iters[i].next().flatten().unwrap_or(""));
+        keys.extend_from_slice(&hasher.id_key(fields[0]).to_le_bytes());
+        keys.extend_from_slice(&hasher.content_key(&fields).to_le_bytes());
+    }
+    Ok(keys)
 }

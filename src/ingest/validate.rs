@@ -6,7 +6,6 @@
 use std::sync::RwLock;
 
 use rustc_hash::FxHashMap;
-use xxhash_rust::xxh3::{Xxh3, xxh3_64, xxh3_128};
 
 use super::lookup::IdIndex;
 use super::record_index::{RecordIndex, RowKey, Settled};
@@ -224,8 +223,8 @@ impl<'m> RowChecker<'m> {
             amount_micro,
             month,
             currency: line_currency,
-            id_hash: xxh3_128(record_id.as_bytes()),
-            content_hash: content_hash(fields),
+            id_hash: self.index.hasher().id_key(record_id),
+            content_hash: self.index.hasher().content_key(fields),
             partner,
             after_index,
         }
@@ -275,26 +274,4 @@ impl<'m> RowChecker<'m> {
             .insert((index, month), eligible);
         eligible
     }
-}
-
-/// Hash of the seven fields as text (SPEC §7.6), each length-prefixed so no two splits collide.
-/// One call over a stack buffer: the same digest as hashing the pieces in turn, faster.
-fn content_hash(fields: &[&str; 7]) -> u64 {
-    let mut buffer = [0u8; 512];
-    let total: usize = fields.iter().map(|f| f.len() + 8).sum();
-    if total > buffer.len() {
-        let mut hasher = Xxh3::new();
-        for field in fields {
-            hasher.update(&(field.len() as u64).to_le_bytes());
-            hasher.update(field.as_bytes());
-        }
-        return hasher.digest();
-    }
-    let mut at = 0;
-    for field in fields {
-        buffer[at..at + 8].copy_from_slice(&(field.len() as u64).to_le_bytes());
-        buffer[at + 8..at + 8 + field.len()].copy_from_slice(field.as_bytes());
-        at += 8 + field.len();
-    }
-    xxh3_64(&buffer[..at])
 }

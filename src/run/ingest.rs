@@ -11,14 +11,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::ProgressBar;
+use rayon::prelude::*;
 use tokio::task::JoinHandle;
 
 use super::failpoint;
+use crate::domain::revenue::{PendingRow, RecordKeyScheme};
 use crate::ingest::MasterData;
 use crate::ingest::master::InputFile;
 use crate::ingest::read::{FileIngest, Step};
+use crate::ingest::segment;
 use crate::ingest::warning::Warnings;
-use crate::ingest::{self, FileReader, RecordIndex, RevenueFile, RowChecker};
+use crate::ingest::{
+    self, FileReader, IdFilter, RecordHasher, RecordIndex, RevenueFile, RowChecker,
+};
 use crate::progress;
 use crate::store::{FileWriter, Store, StoreResult};
 
@@ -126,6 +131,14 @@ pub(super) async fn read_files(
                 };
                 match read {
                     Ok(ingest) => {
+                        // Fail closed: a row whose id the record index was not loaded for
+                        // could be a duplicate it cannot see (the file changed since).
+                        anyhow::ensure!(
+                            checker.index.uncovered() == 0,
+                            "{}: rows whose record_id the duplicate check was not loaded for \
+                             (did the file change while it was read?)",
+                            file.source_file
+                        );
                         let counts = FileCounts {
                             rows: ingest.rows,
                             accepted: ingest.accepted,
@@ -175,27 +188,22 @@ pub async fn ingest(
         .await
         .context("recording the run's warnings")?;
     let pending = store.pending_retries().await?;
-    // The record index (24 bytes a line ever ingested) is only needed to check new rows.
+    // The record index is only needed to check new rows.
     let index = if pending.is_empty() && files.iter().all(|f| known.contains(&f.sha256)) {
         RecordIndex::default()
     } else {
-        let started = std::time::Instant::now();
-        let lines = store
-            .ingested_lines()
+        load_index(store, &files, &known, &pending)
             .await
-            .context("loading the record index")?;
-        let mut index = RecordIndex::with_capacity(lines as usize);
-        store
-            .for_each_record_keys(|blobs| index.extend_from_blobs(blobs))
-            .await
-            .context("loading the record index")?;
-        tracing::debug!(keys = index.len(), took = ?started.elapsed(), "record index loaded");
-        index
+            .context("loading the record index")?
     };
     let mut checker = RowChecker::new(master, last_closed, index);
 
     if !pending.is_empty() {
         let (segments, resolutions) = ingest::retry_rows(&pending, &mut checker)?;
+        anyhow::ensure!(
+            checker.index.uncovered() == 0,
+            "retried rows whose record_id the duplicate check was not loaded for"
+        );
         store
             .store_retry(run_id, segments, &resolutions)
             .await
@@ -228,6 +236,64 @@ pub async fn ingest(
         // A stored file's rejection rolls its lines back instead: never asked by `StoreSink`.
         Ingested::StartAgain => anyhow::bail!("ingest: a rejected file asked to start again"),
     }
+}
+
+/// The record index for checking `pending` rows and the files not in `known`: of the stored
+/// keys, only those whose id the filter of the new rows' ids lets through (bounded by the new
+/// lines, not by history). The ids are read from the files in a first pass.
+async fn load_index(
+    store: &Store,
+    files: &[RevenueFile],
+    known: &HashSet<String>,
+    pending: &[PendingRow],
+) -> anyhow::Result<RecordIndex> {
+    let started = Instant::now();
+    let secret = store.record_key_secret().await?;
+    let hasher = RecordHasher::from_hex(&secret)
+        .context("the store's record-key secret is not 64 hex digits")?;
+    if store.ingested_lines().await? == 0 {
+        return Ok(RecordIndex::new(hasher, None));
+    }
+    let mut ids: Vec<u128> = pending
+        .iter()
+        .map(|row| hasher.id_key(&row.fields[0]))
+        .collect();
+    for file in files.iter().filter(|f| !known.contains(&f.sha256)) {
+        // A file that cannot be read is rejected by the ingest loop, where it fails here (the
+        // rows before that point are in `ids`).
+        if let Ok(reader) = FileReader::open(file) {
+            let _ = reader.record_ids(&hasher, &mut ids);
+        }
+    }
+    let new_ids = ids.len();
+    let filter = IdFilter::of(&ids);
+    drop(ids);
+    let mut index = RecordIndex::new(hasher.clone(), Some(filter));
+    store
+        .for_each_record_keys(RecordKeyScheme::KeyedSha256, |blobs| {
+            index.extend_from_blobs(blobs)
+        })
+        .await?;
+    // Segments stored before keys were keyed: their keys made again from their text.
+    let mut rekeyed = Ok(());
+    store
+        .for_each_record_keys(RecordKeyScheme::Xxh3, |segments| {
+            if rekeyed.is_err() {
+                return;
+            }
+            match segments
+                .par_iter()
+                .map(|parquet| segment::rekey(parquet, &hasher))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(blobs) => index.extend_from_blobs(&blobs),
+                Err(e) => rekeyed = Err(e),
+            }
+        })
+        .await?;
+    rekeyed.context("reading the text of a segment stored before keyed record keys")?;
+    tracing::debug!(new_ids, loaded = index.len(), took = ?started.elapsed(), "record index loaded");
+    Ok(index)
 }
 
 /// A file writer, idle or storing a segment in a task of its own.

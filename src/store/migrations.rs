@@ -37,6 +37,7 @@ const SHARED: &[MigrationFile] = &[
     migration_file!(8, "job status", "shared/0008_job_status.sql"),
     migration_file!(10, "review pack", "shared/0010_review_pack.sql"),
     migration_file!(11, "statement pdf", "shared/0011_statement_pdf.sql"),
+    migration_file!(12, "record keys", "shared/0012_record_keys.sql"),
 ];
 
 const SQLITE: &[MigrationFile] = &[
@@ -143,6 +144,11 @@ mod tests {
             "statement pdf",
             "fcdc61ba08d4457156a820bd61cad3cb45b9d683158960b131e7031ac9777af64ef352c162313a5530ccdc7b421f9e73",
         ),
+        (
+            12,
+            "record keys",
+            "58123b26896d7a39597e854a94c540eeb7f704bcea10663b89f8ff208c76f3559be253b9ef6b27e95b0bf83a8bfaafa5",
+        ),
     ];
 
     const POSTGRES_RECORDED: &[(i64, &str, &str)] = &[
@@ -195,6 +201,11 @@ mod tests {
             11,
             "statement pdf",
             "fcdc61ba08d4457156a820bd61cad3cb45b9d683158960b131e7031ac9777af64ef352c162313a5530ccdc7b421f9e73",
+        ),
+        (
+            12,
+            "record keys",
+            "58123b26896d7a39597e854a94c540eeb7f704bcea10663b89f8ff208c76f3559be253b9ef6b27e95b0bf83a8bfaafa5",
         ),
     ];
 

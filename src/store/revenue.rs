@@ -13,7 +13,9 @@ use super::{Store, StoreError, StoreResult, parse_period_opt, retried_reasons_sq
 use crate::domain::exception::{ExceptionRow, RowFields};
 use crate::domain::period::Period;
 use crate::domain::reasons::RejectReason;
-use crate::domain::revenue::{FileIngest, PendingRow, Rejection, RetryResolution, Segment};
+use crate::domain::revenue::{
+    FileIngest, PendingRow, RecordKeyScheme, Rejection, RetryResolution, Segment,
+};
 
 /// The `source_file` of a `PARTNER_MISSING` exception: the file the partner is missing from.
 pub const MISSING_PARTNER_SOURCE: &str = "partners.csv";
@@ -67,17 +69,51 @@ impl Store {
         u64::try_from(total).map_err(|_| StoreError::Corrupt(format!("{total} ingested lines")))
     }
 
-    /// Hands the record keys of every ingested line, for duplicate checks, to `each`, a few
-    /// segments' blobs at a time, so memory holds what `each` builds, not also the blobs.
-    pub async fn for_each_record_keys(&self, mut each: impl FnMut(&[Vec<u8>])) -> StoreResult<()> {
+    /// The secret record keys are made with (`ingest::record_key`), as 64 hex digits: made
+    /// once, by the first caller, and the same for every instance after. Never logged.
+    pub async fn record_key_secret(&self) -> StoreResult<String> {
+        let made = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        sqlx::query(
+            "INSERT INTO record_key_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(made)
+        .execute(&self.pool)
+        .await?;
+        let secret: String = sqlx::query("SELECT secret FROM record_key_secret WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(secret)
+    }
+
+    /// Hands the record keys of every ingested line whose keys were made under `scheme`, for
+    /// duplicate checks, to `each`, a few segments' blobs at a time, so memory holds what
+    /// `each` builds, not also the blobs. For `RecordKeyScheme::Xxh3` the blobs are the
+    /// segments' Parquet instead, for their keys to be made again.
+    pub async fn for_each_record_keys(
+        &self,
+        scheme: RecordKeyScheme,
+        mut each: impl FnMut(&[Vec<u8>]),
+    ) -> StoreResult<()> {
+        let sql = match scheme {
+            RecordKeyScheme::KeyedSha256 => {
+                "SELECT id, record_keys FROM revenue_segments WHERE id > $1 AND key_scheme = $2 ORDER BY id LIMIT 8"
+            }
+            RecordKeyScheme::Xxh3 => {
+                "SELECT id, data FROM revenue_segments WHERE id > $1 AND key_scheme = $2 ORDER BY id LIMIT 8"
+            }
+        };
         let mut after = 0i64;
         loop {
-            let rows = sqlx::query(
-                "SELECT id, record_keys FROM revenue_segments WHERE id > $1 ORDER BY id LIMIT 8",
-            )
-            .bind(after)
-            .fetch_all(&self.pool)
-            .await?;
+            let rows = sqlx::query(sql)
+                .bind(after)
+                .bind(scheme.code())
+                .fetch_all(&self.pool)
+                .await?;
             let Some(last) = rows.last() else {
                 break;
             };
@@ -128,13 +164,14 @@ impl Store {
     ) -> StoreResult<()> {
         for segment in segments {
             let row = sqlx::query(
-                "INSERT INTO revenue_segments (origin, rows, late_rows, data, record_keys) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO revenue_segments (origin, rows, late_rows, data, record_keys, key_scheme) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(origin.to_owned())
             .bind(segment.rows as i64)
             .bind(segment.late_rows as i64)
             .bind(segment.parquet)
             .bind(segment.keys)
+            .bind(RecordKeyScheme::KeyedSha256.code())
             .fetch_one(&mut **tx)
             .await?;
             let id: i64 = row.try_get(0)?;

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use super::file_rejection::FileRejection;
 use super::files::{RevenueFile, is_plain_csv};
 use super::lines::FileLineCounter;
+use super::record_key::RecordHasher;
 use super::rows::{MAX_DETAIL_BYTES, MAX_RAW_BYTES, RowProblem, Rows, bounded, column_positions};
 use super::segment::{self, REVENUE_COLUMNS, Segment, SegmentMeta};
 use super::validate::{Precheck, RowChecker, RowVerdict};
@@ -25,7 +26,7 @@ mod plain;
 mod quoted;
 
 use parquet::check_parquet;
-use plain::{PlainCsvBlocks, check_plain};
+use plain::{PlainCsvBlocks, check_plain, split_lines, split_plain};
 use quoted::{open_quoted_csv, read_quoted};
 
 /// Rejected rows held in memory at most before `FileReader::next_batch` hands them out to be
@@ -279,6 +280,74 @@ impl<'f> FileReader<'f> {
                 }));
             }
         }
+    }
+
+    /// Adds to `ids` the id key of every row of the file, read as `next_batch` reads it,
+    /// checking nothing else: what the record index is loaded for before the rows are checked.
+    /// Rows `next_batch` would reject on their own may be in it too (harmless: never looked
+    /// up). On an error, `ids` keeps the rows read before it, as `next_batch` would have.
+    pub fn record_ids(
+        mut self,
+        hasher: &RecordHasher,
+        ids: &mut Vec<u128>,
+    ) -> Result<(), FileRejection> {
+        let keys = |rows: &Rows| -> Vec<u128> {
+            (0..rows.len())
+                .map(|row| hasher.id_key(rows.field(row, 0)))
+                .collect()
+        };
+        loop {
+            match &mut self.source {
+                Source::Plain {
+                    blocks,
+                    positions,
+                    header_fields,
+                } => {
+                    let Some(block) = blocks.next_block()? else {
+                        break;
+                    };
+                    // A line too long is rejected whole, never looked up.
+                    if block.long_line.is_some() {
+                        continue;
+                    }
+                    let parts: Vec<Vec<u128>> =
+                        split_lines(&block.text, rayon::current_num_threads() * 2)
+                            .into_par_iter()
+                            .map(|range| {
+                                keys(&split_plain(
+                                    &block.text,
+                                    range,
+                                    0,
+                                    positions,
+                                    *header_fields,
+                                ))
+                            })
+                            .collect();
+                    ids.extend(parts.into_iter().flatten());
+                }
+                Source::Quoted {
+                    reader,
+                    positions,
+                    header_fields,
+                    unnamed,
+                    lines,
+                } => {
+                    let rows = read_quoted(reader, positions, *header_fields, unnamed, lines)?;
+                    if rows.is_empty() {
+                        break;
+                    }
+                    ids.extend(keys(&rows));
+                }
+                Source::Parquet { slices } => {
+                    let Some((offset, rows)) = slices.next() else {
+                        break;
+                    };
+                    let frame = parquet::read_slice(&self.file.path, offset, rows)?;
+                    ids.extend(keys(&parquet::rows(&frame, offset)?));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Row counts and rejections of the whole file, once `next_batch` has returned `None`.
