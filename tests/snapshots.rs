@@ -39,9 +39,9 @@ async fn statement_html_in_english_and_korean() {
     }
 }
 
-/// `pdfinfo` (poppler-utils) says the PDF is tagged. Without pdfinfo the check is skipped,
-/// except in CI (`CI=true`), where a missing tool is an error (the unit test
-/// `statements_are_tagged_pdf_with_their_language` checks the structure tree either way).
+/// `pdfinfo` (poppler-utils, installed by `scripts/install-test-deps.sh`) says the PDF is
+/// tagged. A missing pdfinfo fails the test: a skipped check would pass unseen (the unit test
+/// `statements_are_tagged_pdf_with_their_language` checks the structure tree as well).
 fn assert_tagged(pdf: &std::path::Path) {
     match std::process::Command::new("pdfinfo").arg(pdf).output() {
         Ok(output) => {
@@ -53,10 +53,7 @@ fn assert_tagged(pdf: &std::path::Path) {
                 pdf.display()
             );
         }
-        Err(e) => assert!(
-            std::env::var("CI").is_err(),
-            "pdfinfo (apt-get install poppler-utils): {e}"
-        ),
+        Err(e) => panic!("pdfinfo (scripts/install-test-deps.sh installs poppler-utils): {e}"),
     }
 }
 
