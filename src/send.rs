@@ -76,6 +76,13 @@ fn outcome(
             report.unavailable = Some(reason);
             DeliveryOutcome::Release
         }
+        Attempt::NotYet(reason) => {
+            report.summary.retried += 1;
+            DeliveryOutcome::Deferred {
+                next_attempt_at_ms: now_ms + backoff_ms(message, retry_base_ms),
+                error: reason,
+            }
+        }
         Attempt::Stalled(reason) => {
             tracing::warn!(id = message.id, %reason, "mail server not answering");
             report.summary.retried += 1;
@@ -216,6 +223,7 @@ pub async fn send(
                             Ok(email) => sender.deliver(&transport, &message, email).await,
                             Err(ComposeError::Store(reason)) => Attempt::Temporary(reason),
                             Err(ComposeError::Permanent(reason)) => Attempt::Permanent(reason),
+                            Err(ComposeError::NotYet(reason)) => Attempt::NotYet(reason),
                         };
                         outcome(
                             &message,
@@ -305,7 +313,7 @@ async fn filed_statement_pdf(
             if e.kind() == std::io::ErrorKind::NotFound
                 && path.parent().is_some_and(|folder| !folder.is_dir()) =>
         {
-            return Err(ComposeError::Store(format!(
+            return Err(ComposeError::NotYet(format!(
                 "the statements of {} are not published yet ({} is not there); run `payout close \
                  --period {}` to finish the close",
                 record.period,

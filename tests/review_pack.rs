@@ -393,6 +393,13 @@ async fn the_workbook_reads_back_as_the_csv_reports_with_numbers_as_numbers() {
                         .collect()
                 })
                 .collect();
+            // Every column of the CSV is in the sheet: the padding below only fills the cells a
+            // CSV row leaves out, it never cuts a column the workbook lacks.
+            assert_eq!(
+                rows.first().map(Vec::len),
+                reader.first().map(Vec::len),
+                "sheet {sheet}: the workbook and its CSV have different columns ({backend:?})"
+            );
             reader
                 .iter_mut()
                 .for_each(|r| r.resize(rows[0].len(), String::new()));

@@ -71,6 +71,10 @@ pub enum ComposeError {
     /// The message can never be built as it stands (bad address, missing statement, template
     /// error): that message is failed, the batch goes on.
     Permanent(String),
+    /// The message cannot be built yet and nothing is wrong with it (its statement folder is
+    /// not published: a close crashed between its commit and the rename): tried again after
+    /// its backoff with no attempt counted, so it can never run out of attempts waiting.
+    NotYet(String),
 }
 
 /// How one delivery attempt ended.
@@ -88,6 +92,9 @@ pub enum Attempt {
     /// EHLO, STARTTLS or AUTH): a temporary failure of the server, not of the message. Stop;
     /// this message is tried again after its backoff (no attempt counted), the rest stay queued.
     Stalled(String),
+    /// Not tried: the message cannot be built yet (`ComposeError::NotYet`). Tried again after
+    /// its backoff, no attempt counted; the others of the batch go on.
+    NotYet(String),
 }
 
 pub enum Transport {

@@ -114,10 +114,9 @@ impl Renderer {
                     })
                 })
                 .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(RenderError::Panicked))
-            })
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|_| Err(RenderError::Panicked)))
         })
     }
 }

@@ -237,8 +237,10 @@ impl SmtpServer {
         let address = self.address();
         let session = |what: &str, e: StepError| match e {
             StepError::TimedOut(reason) => Attempt::Stalled(reason),
+            // A busy server (421 at the greeting, 4xx to STARTTLS or AUTH) is not the
+            // message's failure: defer it, no attempt counted.
             StepError::Smtp(e) if e.is_transient() => {
-                Attempt::Temporary(format!("{address}: {what}: {e}"))
+                Attempt::Stalled(format!("{address}: {what}: {e}"))
             }
             StepError::Smtp(e) => Attempt::Unavailable(format!("{address}: {what}: {e}")),
         };

@@ -229,6 +229,22 @@ fn cell(cells: &Option<Vec<String>>, at: usize) -> &str {
         .map_or("", String::as_str)
 }
 
+/// At most this many new file names in a `cause` cell; the rest are counted ("and 795 more"),
+/// so a cell stays readable and within a spreadsheet cell's limit however many files arrive.
+const FILES_NAMED: usize = 5;
+
+fn file_list(files: &[String]) -> String {
+    let mut text = files
+        .iter()
+        .take(FILES_NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if files.len() > FILES_NAMED {
+        text.push_str(&format!(" and {} more", files.len() - FILES_NAMED));
+    }
+    text
+}
 /// What changed for one partner, most specific first, `; `-joined.
 fn cause(
     old: Option<&PartnerSnapshot>,
@@ -244,7 +260,7 @@ fn cause(
     }
     let own = |s: Option<&PartnerSnapshot>| s.map_or(0, |s| s.own_lines);
     let added_lines = own(new).saturating_sub(own(old));
-    let files = inputs.new_revenue_files.join(", ");
+    let files = file_list(&inputs.new_revenue_files);
     if added_lines > retried && !files.is_empty() {
         causes.push(format!(
             "new revenue file(s): {files} (+{added_lines} line(s))"
@@ -302,6 +318,15 @@ fn shown(value: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_names_at_most_five_new_files_and_counts_the_rest() {
+        let files: Vec<String> = (0..800).map(|i| format!("revenue/{i}.csv")).collect();
+        let text = file_list(&files);
+        assert!(text.ends_with("revenue/4.csv and 795 more"), "{text}");
+        assert_eq!(text.matches(".csv").count(), 5);
+        assert_eq!(file_list(&files[..2]), "revenue/0.csv, revenue/1.csv");
+    }
 
     fn snapshot(id: &str, payable: &str, lines: u64, tax: &str) -> PartnerSnapshot {
         let mut cells: Vec<String> = PAYOUT_CELL_COLUMNS.iter().map(|_| String::new()).collect();

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
+use rust_xlsxwriter::{DocProperties, ExcelDateTime, Format, Workbook, Worksheet, XlsxError};
 
 use crate::domain::money::Currency;
 
@@ -100,6 +100,10 @@ enum Kind {
 /// Writes `payouts.xlsx` into `dir` from the CSV reports there, and syncs it.
 pub fn write_workbook(dir: &Path) -> Result<(), WorkbookError> {
     let mut workbook = Workbook::new();
+    // A fixed creation time: the same reports give the same workbook bytes, and the time the
+    // folder was made is in manifest.json (the workbook would otherwise read the wall clock).
+    let fixed = ExcelDateTime::from_ymd(2000, 1, 1)?;
+    workbook.set_properties(&DocProperties::new().set_creation_datetime(&fixed));
     let header = Format::new().set_bold();
     let integer = Format::new().set_num_format("0");
     // Number formats by minor units: 0 → "0", 2 → "0.00", …
@@ -114,7 +118,8 @@ pub fn write_workbook(dir: &Path) -> Result<(), WorkbookError> {
         .collect();
     for sheet in &SHEETS {
         let rows = read_csv(&dir.join(sheet.file))?;
-        let worksheet = workbook.add_worksheet();
+        // Rows go to a temporary file as they are written: 100,000 partners cost no memory here.
+        let worksheet = workbook.add_worksheet_with_constant_memory()?;
         worksheet.set_name(sheet.name)?;
         let Some((names, body)) = rows.split_first() else {
             continue;
@@ -136,7 +141,21 @@ pub fn write_workbook(dir: &Path) -> Result<(), WorkbookError> {
         for (col, name) in names.iter().enumerate() {
             worksheet.write_string_with_format(0, col as u16, name, &header)?;
         }
-        for (at, cells) in body.iter().take(MAX_SHEET_ROWS - 1).enumerate() {
+        // Rows beyond a sheet's limit are not dropped unseen: the last row says where they are.
+        let shown = if body.len() > MAX_SHEET_ROWS - 1 {
+            MAX_SHEET_ROWS - 2
+        } else {
+            body.len()
+        };
+        if shown < body.len() {
+            let note = format!(
+                "{} more row(s) than a sheet holds: see {}",
+                body.len() - shown,
+                sheet.file
+            );
+            worksheet.write_string((shown + 1) as u32, 0, note)?;
+        }
+        for (at, cells) in body.iter().take(shown).enumerate() {
             let row = (at + 1) as u32;
             let places = currency_at
                 .and_then(|c| cells.get(c))
@@ -156,17 +175,23 @@ pub fn write_workbook(dir: &Path) -> Result<(), WorkbookError> {
                                 value,
                                 &money_formats[places],
                             )?,
-                            None => worksheet.write_string(row, col_number, text)?,
+                            None => worksheet.write_string(
+                                row,
+                                col_number,
+                                excel_text(text, sheet.file),
+                            )?,
                         }
                     }
                     (Kind::Integer, _) => match exact_integer(text) {
                         Some(value) => {
                             worksheet.write_number_with_format(row, col_number, value, &integer)?
                         }
-                        None => worksheet.write_string(row, col_number, text)?,
+                        None => {
+                            worksheet.write_string(row, col_number, excel_text(text, sheet.file))?
+                        }
                     },
                     (Kind::Text | Kind::Money, _) => {
-                        worksheet.write_string(row, col_number, text)?
+                        worksheet.write_string(row, col_number, excel_text(text, sheet.file))?
                     }
                 };
             }
@@ -174,7 +199,7 @@ pub fn write_workbook(dir: &Path) -> Result<(), WorkbookError> {
         finish_sheet(
             worksheet,
             names.len(),
-            body.len().min(MAX_SHEET_ROWS - 1),
+            shown + usize::from(shown < body.len()),
             &widths,
         )?;
     }
@@ -182,6 +207,21 @@ pub fn write_workbook(dir: &Path) -> Result<(), WorkbookError> {
     workbook.save(&path)?;
     std::fs::File::open(&path)?.sync_all()?;
     Ok(())
+}
+
+/// A cell's text within Excel's limit of 32,767 characters; a longer one is cut with a note
+/// naming the CSV that has it whole (a derived workbook must never block a report).
+fn excel_text<'a>(text: &'a str, file: &str) -> std::borrow::Cow<'a, str> {
+    const MAX_CELL_CHARS: usize = 32_767;
+    if text.chars().count() <= MAX_CELL_CHARS {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let note = format!(" … [cut: the whole text is in {file}]");
+    let kept: String = text
+        .chars()
+        .take(MAX_CELL_CHARS - note.chars().count())
+        .collect();
+    std::borrow::Cow::Owned(kept + &note)
 }
 
 /// Frozen, filtered header row and fitted column widths.
@@ -251,6 +291,19 @@ fn display_width(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_beyond_a_cells_limit_is_cut_with_a_note_not_refused() {
+        let long = "x".repeat(40_000);
+        let cut = excel_text(&long, "changes.csv");
+        assert_eq!(cut.chars().count(), 32_767);
+        assert!(
+            cut.ends_with("[cut: the whole text is in changes.csv]"),
+            "{}",
+            &cut[32_700..]
+        );
+        assert_eq!(excel_text("Müller", "payouts.csv"), "Müller");
+    }
 
     #[test]
     fn money_is_numeric_only_when_it_reads_back_exactly() {

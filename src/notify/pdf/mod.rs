@@ -12,8 +12,8 @@ use skrifa::MetadataProvider;
 use skrifa::instance::{LocationRef, Size};
 
 use super::statement::StatementDoc;
-use crate::domain::reasons::PayoutStatus;
 use super::templates::{Language, Templates};
+use crate::domain::reasons::PayoutStatus;
 use table::{Align, Column};
 
 mod table;
@@ -44,6 +44,10 @@ pub enum PdfError {
     Font,
     #[error("PDF: {0}")]
     Write(String),
+    /// A character the embedded fonts do not have would be drawn as a blank: refused, so a
+    /// partner never receives (and the close never seals) a statement with text missing.
+    #[error("the statement fonts have no glyph for {0:?} (U+{code:04X}); it would print as a blank", code = u32::from(*.0))]
+    MissingGlyph(char),
 }
 
 /// One font, with a cache of advance widths at 1 pt.
@@ -92,6 +96,14 @@ impl Face {
         let charmap = font.charmap();
         text.chars()
             .all(|ch| ch.is_control() || charmap.map(ch).is_some())
+    }
+
+    /// The first character of `text` this face would draw as a blank, if any.
+    fn uncovered(&self, text: &str) -> Option<char> {
+        let font = skrifa::FontRef::new(self.data).ok()?;
+        let charmap = font.charmap();
+        text.chars()
+            .find(|&ch| !ch.is_control() && charmap.map(ch).is_none())
     }
 
     fn width(&self, text: &str, size: f32) -> f32 {
@@ -216,6 +228,18 @@ impl<'f> Layout<'f> {
         }
     }
 
+    /// Every text drawn has a glyph for each of its characters in the face it is drawn in.
+    fn check_glyphs(&self) -> Result<(), PdfError> {
+        for op in self.pages.iter().flatten() {
+            if let Op::Text { text, bold, .. } = op
+                && let Some(ch) = self.fonts.face(*bold).uncovered(text)
+            {
+                return Err(PdfError::MissingGlyph(ch));
+            }
+        }
+        Ok(())
+    }
+
     fn ops(&mut self) -> &mut Vec<Op> {
         // Invariant: `pages` starts with one page and only grows.
         self.pages.last_mut().expect("a page")
@@ -304,7 +328,9 @@ pub fn render_statement_pdf(
     templates: &Templates,
     fonts: &FontSet,
 ) -> Result<Vec<u8>, PdfError> {
-    write_pdf(layout_statement(doc, templates, fonts), doc)
+    let layout = layout_statement(doc, templates, fonts);
+    layout.check_glyphs()?;
+    write_pdf(layout, doc)
 }
 
 /// The statement as pages of drawing operations.

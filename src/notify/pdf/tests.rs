@@ -124,3 +124,21 @@ fn statements_are_tagged_pdf_with_their_language() {
         );
     }
 }
+
+#[test]
+fn a_character_the_fonts_lack_is_refused_not_printed_as_a_blank() {
+    let templates = Templates::load();
+    let fonts = FontSet::load().unwrap();
+    // 麤 is outside the JIS kanji the embedded subset carries; 札幌 is inside.
+    let mut doc = long_statement("ja");
+    doc.partner_name = "麤 札幌".to_owned();
+    match render_statement_pdf(&doc, &templates, &fonts) {
+        Err(PdfError::MissingGlyph(ch)) => assert_eq!(ch, '麤'),
+        other => panic!(
+            "expected a missing glyph, got {:?}",
+            other.map(|pdf| pdf.len())
+        ),
+    }
+    doc.partner_name = "札幌".to_owned();
+    assert!(render_statement_pdf(&doc, &templates, &fonts).is_ok());
+}
