@@ -189,3 +189,87 @@ pub fn empty_lines() -> PolarsResult<DataFrame> {
     columns.extend(ComputedColumns::new(0).finish()?);
     DataFrame::new(0, columns)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(earning: Option<i128>, no_earning: Option<NoEarning<'_>>) -> ComputedLine<'_> {
+        ComputedLine {
+            text: [Some("earned"), Some("p"), None, Some("USD")],
+            fx_rate: earning.map(|_| 11_000_000_000),
+            earning,
+            eligible: no_earning.is_none(),
+            no_earning,
+        }
+    }
+
+    #[test]
+    fn money_columns_are_decimal_and_every_line_without_earning_has_its_reason() {
+        let mut columns = ComputedColumns::new(6);
+        columns.push(line(Some(-12_345_678_901_234_567), None));
+        columns.push(line(None, Some(NoEarning::NoProgram)));
+        columns.push(line(
+            None,
+            Some(NoEarning::Ineligible("COMPETENCY_NOT_MET")),
+        ));
+        columns.push(line(
+            None,
+            Some(NoEarning::Ineligible("NO_ACTIVE_MPN_AGREEMENT")),
+        ));
+        columns.push(line(None, Some(NoEarning::UnratedCategory)));
+        columns.push(line(None, Some(NoEarning::FxRateMissing)));
+        let frame = DataFrame::new(6, columns.finish().unwrap()).unwrap();
+        let earning = frame.column("earning").unwrap();
+        assert_eq!(earning.dtype(), &DataType::Decimal(38, 16));
+        assert_eq!(
+            earning
+                .cast(&DataType::String)
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0),
+            Some("-1.2345678901234567")
+        );
+        let fx = frame.column("fx_rate").unwrap();
+        assert_eq!(fx.dtype(), &DataType::Decimal(38, 10));
+        assert_eq!(
+            fx.cast(&DataType::String).unwrap().str().unwrap().get(0),
+            Some("1.1000000000")
+        );
+        let reasons: Vec<Option<&str>> = frame
+            .column("reason")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                None,
+                Some("NO_PROGRAM"),
+                Some("INELIGIBLE:COMPETENCY_NOT_MET"),
+                Some("INELIGIBLE:NO_ACTIVE_MPN_AGREEMENT"),
+                Some("UNRATED_CATEGORY"),
+                Some("FX_RATE_MISSING"),
+            ]
+        );
+        let empty = empty_lines().unwrap();
+        assert_eq!(
+            empty.column("amount").unwrap().dtype(),
+            &DataType::Decimal(19, 6)
+        );
+        assert_eq!(empty.width(), frame.width() + LINE_SEGMENT_COLUMNS.len());
+    }
+
+    #[test]
+    fn a_value_past_38_digits_is_refused_not_truncated() {
+        let limit = 10i128.pow(38);
+        assert!(fits_decimal(limit - 1) && fits_decimal(-(limit - 1)));
+        assert!(!fits_decimal(limit) && !fits_decimal(i128::MIN));
+        let mut columns = ComputedColumns::new(1);
+        columns.push(line(Some(limit), None));
+        assert!(columns.finish().is_err());
+    }
+}
