@@ -165,7 +165,15 @@ async fn line_earnings_reconcile_with_period_totals() {
     .unwrap();
     let partner = lines.column("partner_id").unwrap().str().unwrap().clone();
     let booking = lines.column("booking").unwrap().str().unwrap().clone();
-    let earning = lines.column("earning").unwrap().str().unwrap().clone();
+    // DECIMAL(38, 16) since issue 13; its text is exact.
+    let earning = lines
+        .column("earning")
+        .unwrap()
+        .cast(&DataType::String)
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
     let mut sums: std::collections::HashMap<(String, String), Decimal> = Default::default();
     for row in 0..lines.height() {
         let value: Decimal = earning

@@ -10,15 +10,16 @@ use rustc_hash::FxHashMap;
 use polars::prelude::*;
 
 use super::PARTNER_POSITION;
-use super::line::{ComputedColumns, LINE_SEGMENT_COLUMNS};
+use super::line::{ComputedColumns, ComputedLine, NoEarning, fits_decimal, segment_columns};
 use super::{Booking, ComputeError, Detail, FxGap, MissingLines, check_configuration};
 use crate::domain::Rate;
 use crate::domain::lookup::IdIndex;
 use crate::domain::master::MasterData;
-use crate::domain::money::{Currency, ExactSum, line_earning};
+use crate::domain::money::{Currency, ExactSum, Overflow, line_earning};
 use crate::domain::partner::Partner;
 use crate::domain::period::Period;
 use crate::domain::program::Program;
+use crate::domain::reasons::join_codes;
 use crate::eligibility;
 
 /// A statement line's key: partner, booking, category id, line-currency id, rate identity.
@@ -110,8 +111,9 @@ pub(super) struct PartnerInfo<'m> {
     pub(super) partner: &'m Partner,
     program: Option<&'m Program>,
     payout: Currency,
-    /// Eligible at the period's as-of date.
-    eligible: bool,
+    /// Why it is not eligible at the period's as-of date (the eligibility codes, `;`-joined
+    /// and sorted); `None` when it is, or when its type has no program.
+    ineligible: Option<String>,
 }
 
 /// The computation of one period, fed one segment at a time so that memory stays bounded by a
@@ -161,13 +163,12 @@ impl<'m> PeriodComputer<'m> {
             .values()
             .map(|partner| {
                 let program = master.programs.for_type(partner.partner_type);
-                let eligible = eligibility::verdict(master, partner, as_of)
-                    .is_some_and(|(_, reasons)| reasons.is_empty());
+                let ineligible = ineligibility_codes(master, partner, as_of);
                 PartnerInfo {
                     partner,
                     program,
                     payout: partner.payout_currency,
-                    eligible,
+                    ineligible,
                 }
             })
             .collect();
@@ -264,7 +265,9 @@ impl<'m> PeriodComputer<'m> {
             missing_lines: FxHashMap::default(),
             lines: DataFrame::empty(),
         };
-        let mut other_months: FxHashMap<(u32, Period), bool> = FxHashMap::default();
+        // Eligibility of late lines' months: `None` when eligible, else the reason codes.
+        let mut other_months: FxHashMap<(u32, Period), Option<std::rc::Rc<str>>> =
+            FxHashMap::default();
         for (row, (((((micro, is_late), pid), category), month_text), currency)) in rows.enumerate()
         {
             let position = positions.as_mut().map(|p| p.next().flatten());
@@ -309,22 +312,29 @@ impl<'m> PeriodComputer<'m> {
             mask.push(true);
             let info = &self.partners[index as usize];
             let program = info.program;
-            let eligible = program.is_some()
-                && if month == self.period {
-                    info.eligible
-                } else {
-                    *other_months.entry((index, month)).or_insert_with(|| {
-                        eligibility::verdict(master, info.partner, month.as_of_date())
-                            .is_some_and(|(_, reasons)| reasons.is_empty())
+            let late_reasons = match program {
+                Some(_) if month != self.period => other_months
+                    .entry((index, month))
+                    .or_insert_with(|| {
+                        ineligibility_codes(master, info.partner, month.as_of_date())
+                            .map(std::rc::Rc::from)
                     })
-                };
+                    .clone(),
+                Some(_) | None => None,
+            };
+            let ineligible = if month == self.period {
+                info.ineligible.as_deref()
+            } else {
+                late_reasons.as_deref()
+            };
+            let eligible = program.is_some() && ineligible.is_none();
             let category_text = category.unwrap_or("");
             let line_currency_text = currency.unwrap_or("");
             let rate = program
                 .filter(|_| eligible)
                 .and_then(|p| p.rate(category_text, month));
             let payout = info.payout;
-            let mut fx_text = None;
+            let mut fx_rate = None;
             let mut earning = None;
             if let Some(rate) = rate {
                 let fx = if same_text(line_currency_text, payout.code()) {
@@ -333,18 +343,24 @@ impl<'m> PeriodComputer<'m> {
                     Currency::parse(line_currency_text)
                         .and_then(|c| master.fx.get(month, c, payout))
                         .map(|fx| {
-                            fx_text = Some(fx.text.as_str());
+                            fx_rate = Some(fx.scaled);
                             Some(fx.scaled)
                         })
                 };
                 match fx {
                     Some(fx) => {
-                        let value = line_earning(micro, rate.scaled, fx).map_err(|source| {
-                            ComputeError::Overflow {
+                        // Beyond 38 digits, neither the line report's DECIMAL nor a reader
+                        // could hold it: refused like an overflow, never truncated.
+                        let value = line_earning(micro, rate.scaled, fx)
+                            .and_then(|v| if fits_decimal(v) { Ok(v) } else { Err(Overflow) })
+                            .and_then(|v| match fx {
+                                Some(fx) if !fits_decimal(fx) => Err(Overflow),
+                                Some(_) | None => Ok(v),
+                            })
+                            .map_err(|source| ComputeError::Overflow {
                                 partner_id: pid.to_owned(),
                                 source,
-                            }
-                        })?;
+                            })?;
                         earning = Some(value);
                     }
                     None => part.fx_gaps.push(FxGap {
@@ -422,17 +438,25 @@ impl<'m> PeriodComputer<'m> {
             if !self.line_report {
                 continue;
             }
-            computed.push(
-                [
+            let no_earning = match (program, ineligible, rate, earning) {
+                (None, _, _, _) => Some(NoEarning::NoProgram),
+                (Some(_), Some(codes), _, _) => Some(NoEarning::Ineligible(codes)),
+                (Some(_), None, None, _) => Some(NoEarning::UnratedCategory),
+                (Some(_), None, Some(_), None) => Some(NoEarning::FxRateMissing),
+                (Some(_), None, Some(_), Some(_)) => None,
+            };
+            computed.push(ComputedLine {
+                text: [
                     Some(booking.as_str()),
                     program.map(|p| p.id.as_str()),
                     rate.map(|r| r.text.as_str()),
                     Some(payout.code()),
-                    fx_text,
                 ],
+                fx_rate,
                 earning,
                 eligible,
-            );
+                no_earning,
+            });
         }
         part.rates.sort_unstable_by_key(|(address, _)| *address);
         part.rates.dedup_by_key(|(address, _)| *address);
@@ -443,8 +467,8 @@ impl<'m> PeriodComputer<'m> {
         self.return_sums(sums);
         if self.line_report {
             let mask = BooleanChunked::from_slice("mask".into(), &mask);
-            let mut lines = frame.select(LINE_SEGMENT_COLUMNS)?.filter(&mask)?;
-            for column in computed.finish() {
+            let mut lines = segment_columns(frame, &mask)?;
+            for column in computed.finish()? {
                 lines.with_column(column)?;
             }
             part.lines = lines;
@@ -482,6 +506,17 @@ impl<'m> PeriodComputer<'m> {
         }
         part.lines
     }
+}
+
+/// Why `partner` is not eligible on `as_of` (the eligibility codes, `;`-joined and sorted as in
+/// `eligibility.csv`), or `None` when it is, or when its type has no program.
+fn ineligibility_codes(
+    master: &MasterData,
+    partner: &Partner,
+    as_of: chrono::NaiveDate,
+) -> Option<String> {
+    let (_, reasons) = eligibility::verdict(master, partner, as_of)?;
+    (!reasons.is_empty()).then(|| join_codes(reasons.iter().map(|r| r.code())))
 }
 
 /// Equality of short texts without a call to `memcmp` (months, currency codes: the per-line
