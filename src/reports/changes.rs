@@ -320,6 +320,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_snapshot_columns_are_the_spec_columns_of_payouts_csv_after_partner_id() {
+        assert_eq!(
+            &super::super::PAYOUTS_HEADER[1..14],
+            &PAYOUT_CELL_COLUMNS[..]
+        );
+    }
+
+    #[test]
     fn a_cause_names_at_most_five_new_files_and_counts_the_rest() {
         let files: Vec<String> = (0..800).map(|i| format!("revenue/{i}.csv")).collect();
         let text = file_list(&files);
