@@ -110,10 +110,48 @@ pub fn rekey(parquet: &[u8], hasher: &RecordHasher) -> PolarsResult<Vec<u8>> {
         .collect::<PolarsResult<Vec<_>>>()?;
     let mut iters: Vec<_> = columns.iter().map(|c| c.iter()).collect();
     let mut keys = Vec::with_capacity(frame.height() * KEY_BYTES);
-    for _ in 0..frame.height() {
-        let fields: [&str; 7] = std::array::from_fn(|i| iters[i].next().flatten().unwrap_or(""));
+    for row in 0..frame.height() {
+        let mut fields = [""; 7];
+        for (field, iter) in fields.iter_mut().zip(iters.iter_mut()) {
+            // Ingest stores all seven fields of every line: a missing one is a corrupt store,
+            // never an empty text (its key would differ and a duplicate would pass).
+            *field = iter.next().flatten().ok_or_else(|| {
+                PolarsError::ComputeError(
+                    format!("stored segment row {row}: a field is missing; the store is corrupt")
+                        .into(),
+                )
+            })?;
+        }
         keys.extend_from_slice(&hasher.id_key(fields[0]).to_le_bytes());
         keys.extend_from_slice(&hasher.content_key(&fields).to_le_bytes());
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parquet_of(record_id: Option<&str>) -> Vec<u8> {
+        let mut columns: Vec<Column> = REVENUE_COLUMNS
+            .iter()
+            .map(|name| Column::new((*name).into(), [Some("x")]))
+            .collect();
+        columns[0] = Column::new(REVENUE_COLUMNS[0].into(), [record_id]);
+        let mut frame = DataFrame::new(1, columns).unwrap();
+        let mut bytes = Vec::new();
+        ParquetWriter::new(&mut bytes).finish(&mut frame).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn a_stored_line_with_a_missing_field_is_refused_not_keyed_as_empty() {
+        let hasher = RecordHasher::random();
+        assert_eq!(
+            rekey(&parquet_of(Some("R1")), &hasher).unwrap().len(),
+            KEY_BYTES
+        );
+        let error = rekey(&parquet_of(None), &hasher).unwrap_err().to_string();
+        assert!(error.contains("the store is corrupt"), "{error}");
+    }
 }

@@ -259,10 +259,12 @@ async fn load_index(
         .map(|row| hasher.id_key(&row.fields[0]))
         .collect();
     for file in files.iter().filter(|f| !known.contains(&f.sha256)) {
-        // A file that cannot be read is rejected by the ingest loop, where it fails here (the
-        // rows before that point are in `ids`).
+        // A file that cannot be opened or read to its end here is rejected, with its reason,
+        // by the ingest loop that follows. The ids read before the failure are in `ids`; a row
+        // the ingest then reads whose id is not is counted by the index and fails the run
+        // (`uncovered`), so a partial read here can never let a duplicate through.
         if let Ok(reader) = FileReader::open(file) {
-            let _ = reader.record_ids(&hasher, &mut ids);
+            let _partial = reader.record_ids(&hasher, &mut ids);
         }
     }
     let new_ids = ids.len();
