@@ -86,11 +86,11 @@ async fn approval(
     };
     // The draft finance reviewed is the last one that published a folder: an unchanged re-run
     // publishes nothing (and has the same fingerprint), so its run id names no report.
-    let reviewed = store.published_draft(&period.to_string()).await?;
+    let reviewed = store.published_draft_run_id(&period.to_string()).await?;
     Ok(Some(CloseApproval {
         approved_by: approved_by.clone(),
         approved_at_ms: store.now_ms(),
-        draft_run_id: reviewed.map_or(draft.run_id, |published| published.run_id),
+        draft_run_id: reviewed.unwrap_or(draft.run_id),
         draft_fingerprint: draft.fingerprint,
     }))
 }

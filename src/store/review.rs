@@ -65,6 +65,11 @@ pub struct PublishedDraft {
     pub partners: Vec<PartnerSnapshot>,
 }
 
+/// The latest draft of a period (`$1`) whose report folder was published.
+const LATEST_PUBLISHED_DRAFT: &str = "FROM report_snapshots s JOIN runs r ON r.id = s.run_id \
+     WHERE s.period = $1 AND s.kind = 'draft' AND r.outcome = 'succeeded' \
+     ORDER BY r.started_at_ms DESC, r.id DESC LIMIT 1";
+
 impl Store {
     /// Records a report folder's comparison and, for a draft, its partners (one transaction;
     /// recording the same run again replaces what it recorded).
@@ -132,14 +137,22 @@ impl Store {
         Ok(())
     }
 
+    /// The run id of the latest draft of `period` whose report folder was published, without
+    /// its partners (what a close's approval names); `None` before the first.
+    pub async fn published_draft_run_id(&self, period: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query(&format!("SELECT r.id {LATEST_PUBLISHED_DRAFT}"))
+            .bind(period.to_owned())
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     /// The latest draft of `period` whose report folder was published (its run succeeded),
     /// with its partners; `None` before the first.
     pub async fn published_draft(&self, period: &str) -> StoreResult<Option<PublishedDraft>> {
-        let row = sqlx::query(
-            "SELECT r.id, r.started_at_ms, r.fingerprint FROM report_snapshots s JOIN runs r ON r.id = s.run_id \
-             WHERE s.period = $1 AND s.kind = 'draft' AND r.outcome = 'succeeded' \
-             ORDER BY r.started_at_ms DESC, r.id DESC LIMIT 1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT r.id, r.started_at_ms, r.fingerprint {LATEST_PUBLISHED_DRAFT}"
+        ))
         .bind(period.to_owned())
         .fetch_optional(self.pool())
         .await?;
