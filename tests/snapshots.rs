@@ -15,8 +15,13 @@ async fn statement_html_in_english_and_korean() {
     env.ok(&["close", "--period", "2026-10"]);
     // Payable, Korean payable, ineligible, enrolled after the as-of date (held), debit carried
     // forward, Korean below the threshold.
-    for partner in [
-        "1000001", "1000005", "1000007", "1000014", "1000015", "1000022",
+    for (partner, name) in [
+        ("1000001", "Contoso Cloud Distribution"),
+        ("1000005", "서울 클라우드 파트너스"),
+        ("1000007", "Adventure Works"),
+        ("1000014", "Margie's Travel"),
+        ("1000015", "Trey Research"),
+        ("1000022", "시티 파워 앤 라이트"),
     ] {
         let html = std::fs::read_to_string(
             env.reports
@@ -32,11 +37,32 @@ async fn statement_html_in_english_and_korean() {
         )
         .unwrap();
         assert!(pdf.starts_with(b"%PDF-"), "{partner}.pdf is a PDF");
-        assert_tagged(
-            &env.reports
-                .join(format!("2026-10/statements/{partner}.pdf")),
+        let path = env
+            .reports
+            .join(format!("2026-10/statements/{partner}.pdf"));
+        assert_tagged(&path);
+        // The glyphs drawn map back to their text (the PDF's ToUnicode map): the name and the
+        // HTML's figures can be searched and copied from the PDF.
+        let text = pdf_text(&path);
+        assert!(text.contains(name), "{partner}.pdf text: {text}");
+        assert!(
+            text.contains(&format!("{partner}-2026-10")),
+            "{partner}.pdf text: {text}"
         );
     }
+}
+
+/// The text `pdftotext` (poppler-utils) reads from a PDF.
+fn pdf_text(pdf: &std::path::Path) -> String {
+    let output = std::process::Command::new("pdftotext")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("pdftotext (scripts/install-test-deps.sh installs poppler-utils): {e}")
+        });
+    assert!(output.status.success(), "pdftotext {}", pdf.display());
+    String::from_utf8(output.stdout).expect("pdftotext writes UTF-8")
 }
 
 /// `pdfinfo` (poppler-utils, installed by `scripts/install-test-deps.sh`) says the PDF is

@@ -234,7 +234,9 @@ async fn close_locked(
             reports::write_period_reports(&staged, &computation, &exceptions)
                 .with_context(|| format!("writing reports to {}", staged.display()))?;
             // Rendered once, here: the hashes go into the close, and `send` attaches these files.
+            let rendering = std::time::Instant::now();
             Renderer::new()?.write_statements(&staged.join("statements"), &mut statements)?;
+            tracing::debug!(statements = statements.len(), elapsed_ms = rendering.elapsed().as_millis() as u64, "statements rendered and written");
             let fingerprint = draft_fingerprint(store, master, period).await?;
             let folder = Folder {
                 kind: ReportKind::Final,

@@ -5,9 +5,9 @@
 //! always gives the same bytes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use krilla::text::Font;
+use krilla::text::{Font, GlyphId, KrillaGlyph};
 use skrifa::MetadataProvider;
 use skrifa::instance::{LocationRef, Size};
 
@@ -50,74 +50,103 @@ pub enum PdfError {
     MissingGlyph(char),
 }
 
-/// One font, with a cache of advance widths at 1 pt.
+/// A character's glyph in one face: its id (0, `.notdef`, where the face has none) and its
+/// advance at 1 pt.
+#[derive(Clone, Copy)]
+struct Glyph {
+    id: u32,
+    advance: f32,
+}
+
+/// One font, with every character it maps looked up once, at load: drawing and measuring read
+/// these tables only, with no lock and no font parsing per text.
 struct Face {
     font: Font,
-    data: &'static [u8],
-    /// Advance widths at 1 pt of U+0000..U+0250, computed once: no lock on the hot path.
-    latin_widths: Vec<f32>,
-    /// Other characters, measured on first use.
-    other_widths: Mutex<HashMap<char, f32>>,
+    /// The glyphs of U+0000..U+0250, indexed by code point.
+    latin: Vec<Glyph>,
+    /// Every other character the font maps.
+    other: HashMap<char, Glyph>,
+    /// What a character the font does not map is measured as (`.notdef`'s advance).
+    missing: Glyph,
 }
 
-/// Characters whose widths are precomputed.
+/// Characters looked up by index rather than hashed.
 const PRECOMPUTED_CHARS: u32 = 0x250;
-
-fn advance(data: &[u8], ch: char) -> f32 {
-    let Ok(font) = skrifa::FontRef::new(data) else {
-        return 0.5;
-    };
-    let glyph = font.charmap().map(ch).unwrap_or_default();
-    font.glyph_metrics(Size::new(1000.0), LocationRef::default())
-        .advance_width(glyph)
-        .unwrap_or(500.0)
-        / 1000.0
-}
 
 impl Face {
     fn new(data: &'static [u8]) -> Result<Self, PdfError> {
         let font = Font::new(data.into(), 0).ok_or(PdfError::Font)?;
-        skrifa::FontRef::new(data).map_err(|_| PdfError::Font)?;
-        let latin_widths = (0..PRECOMPUTED_CHARS)
-            .map(|c| char::from_u32(c).map_or(0.0, |ch| advance(data, ch)))
-            .collect();
+        let face = skrifa::FontRef::new(data).map_err(|_| PdfError::Font)?;
+        let metrics = face.glyph_metrics(Size::new(1000.0), LocationRef::default());
+        let glyph = |id: skrifa::GlyphId| Glyph {
+            id: id.to_u32(),
+            advance: metrics.advance_width(id).unwrap_or(500.0) / 1000.0,
+        };
+        let missing = glyph(skrifa::GlyphId::NOTDEF);
+        let mut latin = vec![missing; PRECOMPUTED_CHARS as usize];
+        let mut other = HashMap::new();
+        for (code, id) in face.charmap().mappings() {
+            match (latin.get_mut(code as usize), char::from_u32(code)) {
+                (Some(slot), _) => *slot = glyph(id),
+                (None, Some(ch)) => {
+                    other.insert(ch, glyph(id));
+                }
+                (None, None) => {}
+            }
+        }
         Ok(Self {
             font,
-            data,
-            latin_widths,
-            other_widths: Mutex::new(HashMap::new()),
+            latin,
+            other,
+            missing,
         })
     }
 
+    fn glyph(&self, ch: char) -> Glyph {
+        match self.latin.get(ch as usize) {
+            Some(glyph) => *glyph,
+            None => self.other.get(&ch).copied().unwrap_or(self.missing),
+        }
+    }
+
     fn covers(&self, text: &str) -> bool {
-        let Ok(font) = skrifa::FontRef::new(self.data) else {
-            return false;
-        };
-        let charmap = font.charmap();
-        text.chars()
-            .all(|ch| ch.is_control() || charmap.map(ch).is_some())
+        self.uncovered(text).is_none()
     }
 
     /// The first character of `text` this face would draw as a blank, if any.
     fn uncovered(&self, text: &str) -> Option<char> {
-        let font = skrifa::FontRef::new(self.data).ok()?;
-        let charmap = font.charmap();
         text.chars()
-            .find(|&ch| !ch.is_control() && charmap.map(ch).is_none())
+            .find(|&ch| !ch.is_control() && self.glyph(ch).id == 0)
     }
 
     fn width(&self, text: &str, size: f32) -> f32 {
-        let mut total = 0.0;
-        for ch in text.chars() {
-            total += match self.latin_widths.get(ch as usize) {
-                Some(width) => *width,
-                None => {
-                    let mut cache = self.other_widths.lock().unwrap_or_else(|e| e.into_inner());
-                    *cache.entry(ch).or_insert_with(|| advance(self.data, ch))
-                }
-            };
-        }
-        total * size
+        text.chars()
+            .filter(|ch| !ch.is_control())
+            .map(|ch| self.glyph(ch).advance)
+            .sum::<f32>()
+            * size
+    }
+
+    /// `text` as the glyphs to draw: one per character, left to right, without ligatures or
+    /// kerning, at exactly the advances `width` measures, so a text is drawn as wide as it was
+    /// laid out. (krilla's own `draw_text` shapes with rustybuzz, parsing the whole font for
+    /// every text drawn: most of a statement's rendering time.)
+    fn glyphs(&self, text: &str) -> Vec<KrillaGlyph> {
+        text.char_indices()
+            .filter(|(_, ch)| !ch.is_control())
+            .map(|(at, ch)| {
+                let glyph = self.glyph(ch);
+                KrillaGlyph::new(
+                    GlyphId::new(glyph.id),
+                    glyph.advance,
+                    0.0,
+                    0.0,
+                    0.0,
+                    at..at + ch.len_utf8(),
+                    None,
+                )
+            })
+            .collect()
     }
 }
 

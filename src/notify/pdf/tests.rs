@@ -142,3 +142,31 @@ fn a_character_the_fonts_lack_is_refused_not_printed_as_a_blank() {
     doc.partner_name = "札幌".to_owned();
     assert!(render_statement_pdf(&doc, &templates, &fonts).is_ok());
 }
+
+#[test]
+fn text_is_drawn_one_glyph_per_character_at_the_advances_the_layout_measures() {
+    let fonts = FontSet::load().unwrap();
+    for (text, faces) in [
+        ("Contoso Cloud Distribution 1,307.74 USD", &fonts.latin),
+        ("서울 클라우드 파트너스 札幌 Müller", &fonts.cjk),
+    ] {
+        for bold in [false, true] {
+            let face = faces.face(bold);
+            let glyphs = face.glyphs(text);
+            assert_eq!(glyphs.len(), text.chars().count(), "{text}");
+            for (glyph, (at, ch)) in glyphs.iter().zip(text.char_indices()) {
+                // Each glyph names its character, so the PDF's text can be extracted.
+                assert_eq!(&text[glyph.text_range.clone()], ch.to_string(), "{text}");
+                assert_eq!(glyph.text_range.start, at);
+                assert!(
+                    ch == ' ' || glyph.glyph_id.to_u32() != 0,
+                    "{ch:?} has a glyph"
+                );
+            }
+            let drawn: f32 = glyphs.iter().map(|g| g.x_advance).sum::<f32>() * 10.0;
+            assert!((drawn - face.width(text, 10.0)).abs() < 1e-3, "{text}");
+        }
+    }
+    assert_eq!(fonts.latin.regular.uncovered("Seoul 서울"), Some('서'));
+    assert_eq!(fonts.cjk.regular.uncovered("Seoul 서울"), None);
+}

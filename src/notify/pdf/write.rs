@@ -9,7 +9,6 @@ use krilla::metadata::Metadata;
 use krilla::page::PageSettings;
 use krilla::paint::{Fill, Stroke};
 use krilla::tagging::{ArtifactType, ContentTag, SpanTag, Tag, TagGroup, TagTree};
-use krilla::text::TextDirection;
 
 use super::{Color, Layout, MARGIN, Op, PAGE_HEIGHT, PAGE_WIDTH, PdfError, StatementDoc};
 
@@ -47,13 +46,13 @@ pub(super) fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8
                     }));
                     let face = layout.fonts.face(*bold);
                     let id = surface.start_tagged(ContentTag::Span(SpanTag::empty()));
-                    surface.draw_text(
+                    surface.draw_glyphs(
                         Point::from_xy(*x, *y),
+                        &face.glyphs(text),
                         face.font.clone(),
-                        *size,
                         text,
+                        *size,
                         false,
-                        TextDirection::Auto,
                     );
                     surface.end_tagged();
                     tags.push(TagGroup::with_children(Tag::P, vec![id.into()]));
@@ -113,13 +112,13 @@ pub(super) fn write_pdf(layout: Layout<'_>, doc: &StatementDoc) -> Result<Vec<u8
             }));
             let face = layout.fonts.face(false);
             surface.start_tagged(ContentTag::Artifact(ArtifactType::Footer));
-            surface.draw_text(
+            surface.draw_glyphs(
                 Point::from_xy(MARGIN, PAGE_HEIGHT - 30.0),
+                &face.glyphs(&footer),
                 face.font.clone(),
-                8.0,
                 &footer,
+                8.0,
                 false,
-                TextDirection::Auto,
             );
             surface.end_tagged();
         }
