@@ -62,6 +62,9 @@ const STATEMENT_LINES: InsertInto = InsertInto {
     suffix: "",
 };
 
+/// Statements whose lines are inserted per round of INSERTs (see `close_period`).
+const STATEMENT_CHUNK: usize = 2_000;
+
 /// What a close transaction found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseOutcome {
@@ -198,27 +201,31 @@ impl Store {
                     );
             })
             .await?;
-        let lines = close.statements.iter().flat_map(|record| {
-            record
-                .lines
-                .iter()
-                .enumerate()
-                .map(move |(position, line)| (record, position, line))
-        });
-        STATEMENT_LINES
-            .execute(&mut tx, lines, |mut row, (record, position, line)| {
-                row.push_bind(period.clone())
-                    .push_bind(record.partner_id.clone())
-                    .push_bind(position as i64)
-                    .push_bind(line.booking.clone())
-                    .push_bind(line.product_category.clone())
-                    .push_bind(line.line_currency.clone())
-                    .push_bind(line.rate.clone())
-                    .push_bind(line.lines)
-                    .push_bind(line.revenue.clone())
-                    .push_bind(line.earning.clone());
-            })
-            .await?;
+        // A few thousand statements at a time: the INSERT builder holds every value of what it
+        // is given until it is sent, and a close's statement lines are the bulk of its rows.
+        for chunk in close.statements.chunks(STATEMENT_CHUNK) {
+            let lines = chunk.iter().flat_map(|record| {
+                record
+                    .lines
+                    .iter()
+                    .enumerate()
+                    .map(move |(position, line)| (record, position, line))
+            });
+            STATEMENT_LINES
+                .execute(&mut tx, lines, |mut row, (record, position, line)| {
+                    row.push_bind(period.clone())
+                        .push_bind(record.partner_id.clone())
+                        .push_bind(position as i64)
+                        .push_bind(line.booking.clone())
+                        .push_bind(line.product_category.clone())
+                        .push_bind(line.line_currency.clone())
+                        .push_bind(line.rate.clone())
+                        .push_bind(line.lines)
+                        .push_bind(line.revenue.clone())
+                        .push_bind(line.earning.clone());
+                })
+                .await?;
+        }
         for id in close.booked_segments {
             sqlx::query("UPDATE revenue_segments SET booked_period = $1 WHERE id = $2 AND late_rows > 0 AND booked_period IS NULL")
                 .bind(period.clone())
