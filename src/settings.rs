@@ -227,6 +227,30 @@ mod tests {
         assert_eq!(issuer.name, "Contoso Payouts Ltd");
         assert_eq!(issuer.address, "1 Main St\nDublin");
         assert_eq!(issuer.payment_terms, "");
+        std::fs::write(
+            &path,
+            "[issuer]\npayment_terms = \"Paid by SEPA transfer.\"\n[issuer.payment_terms_by_language]\nde = \"Zahlung per SEPA-Überweisung.\"\n",
+        )
+        .unwrap();
+        let issuer = read_file_settings(&path).unwrap().issuer.unwrap();
+        assert_eq!(
+            issuer.payment_terms_in("de"),
+            Some("Zahlung per SEPA-Überweisung.")
+        );
+        assert_eq!(
+            issuer.payment_terms_in("ko"),
+            Some("Paid by SEPA transfer.")
+        );
+        std::fs::write(
+            &path,
+            "[issuer]\n[issuer.payment_terms_by_language]\nfr = \"Payé par virement.\"\n",
+        )
+        .unwrap();
+        let error = read_file_settings(&path).err().unwrap().to_string();
+        assert!(
+            error.contains("line 2") && error.contains("`fr` is not a statement language"),
+            "{error}"
+        );
         std::fs::write(&path, "[issuer]\nname = \"X\"\nadress = \"typo\"\n").unwrap();
         let error = read_file_settings(&path).err().unwrap().to_string();
         assert!(

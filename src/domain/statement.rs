@@ -1,6 +1,8 @@
 //! A payment statement as a close records it (SPEC §3): the figures already in minor units, as
 //! text, and its summarised lines. `notify::statement` builds and renders it; the store keeps it.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::reasons::PayoutStatus;
@@ -23,6 +25,48 @@ pub struct Issuer {
     /// When and how payment is made; the language's default sentence when empty.
     #[serde(default)]
     pub payment_terms: String,
+    /// The payment sentence of statements in one language, by language code
+    /// (`[issuer.payment_terms_by_language]`: `ko = "…"`); `payment_terms` for the others. A
+    /// code that is not a statement language is refused, not ignored.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "by_statement_language"
+    )]
+    pub payment_terms_by_language: BTreeMap<String, String>,
+}
+
+/// The codes of the languages statements are written in (`notify::templates::Language`, which a
+/// test keeps equal to this list).
+pub const STATEMENT_LANGUAGES: &[&str] = &["en", "ko", "ja", "de"];
+
+impl Issuer {
+    /// The payment sentence configured for statements in `language`, if any.
+    pub fn payment_terms_in(&self, language: &str) -> Option<&str> {
+        let configured = self
+            .payment_terms_by_language
+            .get(language)
+            .map_or(self.payment_terms.as_str(), String::as_str)
+            .trim();
+        (!configured.is_empty()).then_some(configured)
+    }
+}
+
+fn by_statement_language<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let map = <BTreeMap<String, String> as serde::Deserialize>::deserialize(deserializer)?;
+    match map
+        .keys()
+        .find(|code| !STATEMENT_LANGUAGES.contains(&code.as_str()))
+    {
+        Some(code) => Err(serde::de::Error::custom(format!(
+            "payment_terms_by_language: `{code}` is not a statement language ({})",
+            STATEMENT_LANGUAGES.join(", ")
+        ))),
+        None => Ok(map),
+    }
 }
 
 /// One summarised line of a statement, as stored.

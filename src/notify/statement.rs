@@ -239,11 +239,10 @@ impl StatementDoc {
                 .filter(|line| !line.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            issuer_email: issuer.email,
-            payment_terms: match issuer.payment_terms.trim() {
-                "" => label("payment_terms"),
-                configured => configured.to_owned(),
-            },
+            issuer_email: issuer.email.clone(),
+            payment_terms: issuer
+                .payment_terms_in(language.code())
+                .map_or_else(|| label("payment_terms"), str::to_owned),
             issuer_name: match issuer.name.trim() {
                 "" => label("issued_by"),
                 configured => configured.to_owned(),

@@ -290,6 +290,12 @@ mod tests {
     }
 
     #[test]
+    fn the_issuer_settings_know_every_statement_language() {
+        let codes: Vec<&str> = Language::ALL.iter().map(|l| l.code()).collect();
+        assert_eq!(codes, crate::domain::statement::STATEMENT_LANGUAGES);
+    }
+
+    #[test]
     fn every_language_has_every_label_and_every_email() {
         let templates = Templates::load();
         let mut en = Vec::new();
