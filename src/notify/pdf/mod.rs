@@ -241,6 +241,10 @@ enum Op {
     },
 }
 
+/// Characters a wrapped line may not start with: closing brackets and punctuation (the common
+/// part of JIS X 4051's line-start prohibitions).
+const NO_LINE_START: &str = "、。，．,.:;!?）」』】〕〉》)]}・ー々ゝゞ！？：；";
+
 /// Lays out text top-down over as many pages as needed.
 struct Layout<'f> {
     fonts: &'f FacePair,
@@ -331,7 +335,15 @@ impl<'f> Layout<'f> {
                 current.push(ch);
                 if self.width(current.trim_end(), size, bold) > max_width {
                     current.pop();
+                    // Closing punctuation never starts a line (Japanese kinsoku): the character
+                    // before it moves down with it.
+                    let carried = if NO_LINE_START.contains(ch) && current.chars().count() > 1 {
+                        current.pop()
+                    } else {
+                        None
+                    };
                     lines.push(std::mem::take(&mut current));
+                    current.extend(carried);
                     current.push(ch);
                 }
             }

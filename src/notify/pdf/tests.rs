@@ -170,3 +170,23 @@ fn text_is_drawn_one_glyph_per_character_at_the_advances_the_layout_measures() {
     assert_eq!(fonts.latin.regular.uncovered("Seoul 서울"), Some('서'));
     assert_eq!(fonts.cjk.regular.uncovered("Seoul 서울"), None);
 }
+
+#[test]
+fn a_wrapped_line_never_starts_with_closing_punctuation() {
+    let fonts = FontSet::load().unwrap();
+    let layout = Layout::new(&fonts.cjk);
+    // Widths where the break falls just before the 。 of each sentence.
+    let text = "契約が期間の最終日を含む最初の期間から資格が回復します。".repeat(3);
+    for width in (60..400).step_by(7) {
+        let lines = layout.wrap(&text, 9.5, false, width as f32);
+        assert_eq!(lines.concat(), text, "nothing lost at {width}");
+        for line in &lines {
+            let first = line.chars().next().unwrap();
+            assert!(!NO_LINE_START.contains(first), "{width}: {line}");
+            assert!(
+                layout.width(line, 9.5, false) <= width as f32,
+                "{width}: {line}"
+            );
+        }
+    }
+}
