@@ -56,5 +56,10 @@ async fn execute(command: Command, settings: &Settings) -> anyhow::Result<String
         return commands::preview(settings, *period, out);
     }
     let store = Store::connect(&settings.database_url).await?;
-    commands::execute(command, settings, &store).await
+    let result = commands::execute(command, settings, &store).await;
+    // Closing the connections checkpoints SQLite's write-ahead log into the database file and
+    // removes it, so that after any command the file alone is the whole store (a backup that
+    // copied only `payout.db` while the log held the last commits could not be opened).
+    store.close().await;
+    result
 }

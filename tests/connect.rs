@@ -202,3 +202,32 @@ async fn no_smtp_password_is_printed_or_logged() {
         "nothing was lost on the way"
     );
 }
+
+/// After each command the SQLite file alone is the whole store: its write-ahead log is
+/// checkpointed and removed when the command ends, so a copy of `payout.db` is a backup.
+#[tokio::test]
+async fn after_a_command_the_sqlite_file_alone_holds_the_store() {
+    let env = Env::new(Backend::Sqlite).await;
+    let db = env.dir.path().join("payout.db");
+    let wal = env.dir.path().join("payout.db-wal");
+    for args in [
+        &["run", "--period", "2026-09"][..],
+        &["close", "--period", "2026-09"][..],
+        &["send", "--max-retry-wait-secs", "0"][..],
+    ] {
+        env.ok(args);
+        assert!(!wal.exists(), "{args:?} left {}", wal.display());
+    }
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(&db, copy.path().join("payout.db")).unwrap();
+    let (output, _) = status_against(
+        &format!("sqlite://{}", copy.path().join("payout.db").display()),
+        "warn",
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("2026-09"),
+        "the copy holds the close: {stdout}"
+    );
+}

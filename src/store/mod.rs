@@ -128,6 +128,13 @@ pub struct Store {
 }
 
 impl Store {
+    /// Closes every connection of the pool, waiting for those in use to be returned. With
+    /// SQLite, the last connection to close checkpoints the write-ahead log into the database
+    /// file and deletes it.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// The same store reading time from `clock` (tests move a `ManualClock` instead of
     /// sleeping).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
