@@ -243,6 +243,17 @@ mod tests {
         );
         std::fs::write(
             &path,
+            "[issuer]\npayment_terms = \"Paid by SEPA transfer.\"\n[issuer.payment_terms_by_language]\nko = \"  \"\n",
+        )
+        .unwrap();
+        let issuer = read_file_settings(&path).unwrap().issuer.unwrap();
+        assert_eq!(
+            issuer.payment_terms_in("ko"),
+            Some("Paid by SEPA transfer."),
+            "an empty entry falls back"
+        );
+        std::fs::write(
+            &path,
             "[issuer]\n[issuer.payment_terms_by_language]\nfr = \"Payé par virement.\"\n",
         )
         .unwrap();

@@ -41,14 +41,17 @@ pub struct Issuer {
 pub const STATEMENT_LANGUAGES: &[&str] = &["en", "ko", "ja", "de"];
 
 impl Issuer {
-    /// The payment sentence configured for statements in `language`, if any.
+    /// The payment sentence configured for statements in `language`, if any: its own, else
+    /// `payment_terms` (an entry left empty falls back too).
     pub fn payment_terms_in(&self, language: &str) -> Option<&str> {
-        let configured = self
-            .payment_terms_by_language
-            .get(language)
-            .map_or(self.payment_terms.as_str(), String::as_str)
-            .trim();
-        (!configured.is_empty()).then_some(configured)
+        [
+            self.payment_terms_by_language.get(language),
+            Some(&self.payment_terms),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|sentence| sentence.trim())
+        .find(|sentence| !sentence.is_empty())
     }
 }
 

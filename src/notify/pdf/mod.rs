@@ -4,6 +4,7 @@
 //! operations, then written; no clock or random value enters the file, so the same statement
 //! always gives the same bytes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -116,24 +117,24 @@ impl Face {
     /// The first character of `text` this face would draw as a blank, if any.
     fn uncovered(&self, text: &str) -> Option<char> {
         text.chars()
-            .find(|&ch| !ch.is_control() && self.glyph(ch).id == 0)
+            .find(|&ch| !invisible(ch) && self.glyph(ch).id == 0)
     }
 
     fn width(&self, text: &str, size: f32) -> f32 {
         text.chars()
-            .filter(|ch| !ch.is_control())
+            .filter(|&ch| !invisible(ch))
             .map(|ch| self.glyph(ch).advance)
             .sum::<f32>()
             * size
     }
 
-    /// `text` as the glyphs to draw: one per character, left to right, without ligatures or
-    /// kerning, at exactly the advances `width` measures, so a text is drawn as wide as it was
+    /// `text` (composed by `drawn`) as the glyphs to draw: one per character, left to right,
+    /// without ligatures or kerning, at exactly the advances `width` measures, so a text is drawn as wide as it was
     /// laid out. (krilla's own `draw_text` shapes with rustybuzz, parsing the whole font for
     /// every text drawn: most of a statement's rendering time.)
     fn glyphs(&self, text: &str) -> Vec<KrillaGlyph> {
         text.char_indices()
-            .filter(|(_, ch)| !ch.is_control())
+            .filter(|&(_, ch)| !invisible(ch))
             .map(|(at, ch)| {
                 let glyph = self.glyph(ch);
                 KrillaGlyph::new(
@@ -147,6 +148,30 @@ impl Face {
                 )
             })
             .collect()
+    }
+}
+
+/// Characters never drawn and taking no room: controls and Unicode's default-ignorable code
+/// points (soft hyphen, zero-width joiners and spaces, bidi marks, Hangul fillers, variation
+/// selectors, the BOM), which a shaper hides.
+fn invisible(ch: char) -> bool {
+    ch.is_control()
+        || matches!(ch,
+            '\u{AD}' | '\u{34F}' | '\u{61C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// `text` as it is drawn: composed (NFC). Without a shaper, a name stored decomposed (Hangul
+/// jamo, e + U+0301, か + U+3099, as macOS writes them) would otherwise be drawn as loose
+/// letters and marks; composed, it uses the font's precomposed glyphs.
+fn drawn(text: &str) -> Cow<'_, str> {
+    use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+    match is_nfc_quick(text.chars()) {
+        IsNormalized::Yes => Cow::Borrowed(text),
+        _ => Cow::Owned(text.nfc().collect()),
     }
 }
 
@@ -286,7 +311,7 @@ impl<'f> Layout<'f> {
     }
 
     fn width(&self, text: &str, size: f32, bold: bool) -> f32 {
-        self.fonts.face(bold).width(text, size)
+        self.fonts.face(bold).width(&drawn(text), size)
     }
 
     fn text(&mut self, x: f32, size: f32, bold: bool, color: Color, text: &str) {
@@ -297,7 +322,7 @@ impl<'f> Layout<'f> {
             size,
             bold,
             color,
-            text: text.to_owned(),
+            text: drawn(text).into_owned(),
         });
     }
 
@@ -319,6 +344,8 @@ impl<'f> Layout<'f> {
     /// Breaks `text` into lines no wider than `max_width`, at spaces where it can and between
     /// characters where it must (CJK text has no spaces).
     fn wrap(&self, text: &str, size: f32, bold: bool, max_width: f32) -> Vec<String> {
+        // Composed first, so that a mark is never parted from its letter at a break.
+        let text = drawn(text);
         let mut lines = Vec::new();
         let mut current = String::new();
         for word in text.split_inclusive(' ') {
@@ -335,16 +362,17 @@ impl<'f> Layout<'f> {
                 current.push(ch);
                 if self.width(current.trim_end(), size, bold) > max_width {
                     current.pop();
-                    // Closing punctuation never starts a line (Japanese kinsoku): the character
-                    // before it moves down with it.
-                    let carried = if NO_LINE_START.contains(ch) && current.chars().count() > 1 {
-                        current.pop()
-                    } else {
-                        None
-                    };
+                    // Closing punctuation never starts a line (Japanese kinsoku): the characters
+                    // before it move down with it, back to one that may start a line.
+                    let mut moved = vec![ch];
+                    while NO_LINE_START.contains(moved[0]) && current.chars().count() > 1 {
+                        match current.pop() {
+                            Some(before) => moved.insert(0, before),
+                            None => break,
+                        }
+                    }
                     lines.push(std::mem::take(&mut current));
-                    current.extend(carried);
-                    current.push(ch);
+                    current.extend(moved);
                 }
             }
         }

@@ -190,3 +190,53 @@ fn a_wrapped_line_never_starts_with_closing_punctuation() {
         }
     }
 }
+
+#[test]
+fn decomposed_text_is_drawn_composed_and_invisible_characters_take_no_room() {
+    let fonts = FontSet::load().unwrap();
+    let mut layout = Layout::new(&fonts.cjk);
+    // Hangul jamo, e + U+0301 and か + U+3099 as macOS stores them; a soft hyphen; a filler.
+    for (stored, shown) in [
+        ("\u{1112}\u{1161}\u{11AB}\u{1100}\u{116E}\u{11A8}", "한국"),
+        ("Cafe\u{301} Mu\u{308}ller", "Café Müller"),
+        ("\u{304B}\u{3099}", "が"),
+        ("Rechen\u{AD}zentrum\u{3164}", "Rechen\u{AD}zentrum\u{3164}"),
+    ] {
+        layout.text(MARGIN, 10.0, false, Color::Text, stored);
+        let Some(Op::Text { text, .. }) = layout.ops().last() else {
+            panic!("a text op")
+        };
+        assert_eq!(text, shown);
+        assert_eq!(
+            layout.width(stored, 10.0, false),
+            layout.width(shown, 10.0, false)
+        );
+    }
+    assert!(
+        layout.check_glyphs().is_ok(),
+        "every composed character has a glyph"
+    );
+    let face = fonts.cjk.face(false);
+    assert_eq!(
+        face.width("Rechen\u{AD}zentrum\u{3164}", 10.0),
+        face.width("Rechenzentrum", 10.0)
+    );
+    assert_eq!(
+        face.glyphs("Rechen\u{AD}zentrum").len(),
+        "Rechenzentrum".len()
+    );
+}
+
+#[test]
+fn a_break_before_two_closing_marks_carries_back_to_a_letter() {
+    let fonts = FontSet::load().unwrap();
+    let layout = Layout::new(&fonts.cjk);
+    let text = "契約を更新してください（パートナー ポータル）。「確認」！？".repeat(4);
+    for width in (60..400).step_by(3) {
+        let lines = layout.wrap(&text, 9.5, false, width as f32);
+        for line in &lines {
+            let first = line.chars().next().unwrap();
+            assert!(!NO_LINE_START.contains(first), "{width}: {line}");
+        }
+    }
+}
