@@ -367,3 +367,84 @@ async fn invitations_and_migration_waves_are_queued_once_and_reminders_stop_on_c
         "Korean subject is encoded"
     );
 }
+
+/// A server lost in the middle of a send of several batches (the next batch is claimed and
+/// composed while one is delivered): every message is sent or stays queued, none is left
+/// claimed, and the next send delivers the rest, at most the few recorded last resent.
+#[tokio::test]
+async fn a_server_lost_in_the_middle_of_many_batches_leaves_every_message_sent_or_queued() {
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        std::fs::remove_dir_all(&env.data).unwrap();
+        let generated = std::process::Command::new(env!("CARGO_BIN_EXE_payout-generate"))
+            .arg("--out")
+            .arg(&env.data)
+            .args(["--lines", "6000", "--partners", "700"])
+            .output()
+            .unwrap();
+        assert!(generated.status.success());
+        for period in ["2026-09", "2026-10"] {
+            env.ok(&["run", "--period", period]);
+            env.ok(&["close", "--period", period]);
+        }
+        let total = outbox(&env, "queued");
+        assert!(total > 600, "several claim batches of 200: {total}");
+        let mut sink = SmtpSink::start();
+        let args = send_args(&sink.url());
+        let mut sending = env
+            .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        while sink.messages().len() < 250 {
+            assert!(
+                sending.try_wait().unwrap().is_none(),
+                "send ended before the server went"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sink.stop();
+        let first = sink.messages();
+        assert!(
+            !sending.wait().unwrap().success(),
+            "{backend:?}: the lost server fails the send"
+        );
+        assert_eq!(
+            outbox(&env, "sending"),
+            0,
+            "{backend:?}: nothing is left claimed"
+        );
+        assert_eq!(outbox(&env, "failed"), 0, "{backend:?}");
+        let sent = outbox(&env, "sent");
+        assert_eq!(
+            sent + outbox(&env, "queued"),
+            total,
+            "{backend:?}: nothing lost"
+        );
+        assert!(sent < total, "{backend:?}: the server went before the end");
+
+        let sink = SmtpSink::start();
+        let output = send(&env, &sink.url());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(outbox(&env, "sent"), total, "{backend:?}");
+        let ids = |messages: &[String]| -> BTreeSet<String> {
+            messages
+                .iter()
+                .map(|m| header(m, "Message-ID").unwrap())
+                .collect()
+        };
+        let (before, after) = (ids(&first), ids(&sink.messages()));
+        assert_eq!(
+            before.union(&after).count() as u64,
+            total,
+            "{backend:?}: every message arrived"
+        );
+        // Accepted by the server but not yet recorded when it went: resent with the same id.
+        assert!(before.intersection(&after).count() <= 2 * 8, "{backend:?}");
+    }
+}

@@ -55,6 +55,12 @@ impl SmtpSink {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
+    /// Stops the server as a crash would (the messages it accepted stay readable).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Every message received so far, as raw text.
     pub fn messages(&self) -> Vec<String> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
