@@ -40,6 +40,10 @@ PERIOD, BEFORE = "2026-10", "2026-09"
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("PAYOUT_")}
 
 
+# The options every payout command gets, left out when a failing command is named.
+SHARED = {"--data", "--reports", "--database-url"}
+
+
 class Failed(Exception):
     pass
 
@@ -52,7 +56,9 @@ def timed(command, cwd):
                           env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wall = time.monotonic() - start
     if done.returncode != 0:
-        raise Failed(f"{' '.join(command[:1] + command[-3:])} exited {done.returncode}: "
+        shown = [Path(command[0]).name] + [a for i, a in enumerate(command[1:], 1) if not (
+            a in SHARED or command[i - 1] in SHARED)]
+        raise Failed(f"{' '.join(shown)} exited {done.returncode}: "
                      f"{(done.stderr.strip().splitlines() or ['(no output)'])[-1]}")
     user, system, kilobytes = stats.read_text().split()[-3:]
     return wall, float(user) + float(system), int(kilobytes) / 1024, done.stdout
