@@ -49,6 +49,9 @@ impl StatementRecord {
                     lines: c.lines as i64,
                     revenue: c.revenue.clone(),
                     earning: c.earning.clone(),
+                    billing_month: Some(c.billing_month.to_string()),
+                    fx_rate: c.fx.as_ref().map(|fx| fx.rate.clone()),
+                    fx_period: c.fx.as_ref().map(|fx| fx.period.to_string()),
                 })
                 .collect(),
             eligibility_reasons: String::new(),
@@ -115,8 +118,15 @@ pub struct LineDoc {
     pub lines: i64,
     pub revenue: String,
     pub rate_label: String,
+    /// The FX rate applied and its period (`0.9154 (2026-09)`), or `NO_FX` for a row in the
+    /// payout currency or one that earns nothing; empty for a row closed before it was
+    /// recorded.
+    pub fx_label: String,
     pub earning: String,
 }
+
+/// What a row without an FX rate shows in the FX column.
+pub const NO_FX: &str = "—";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HoldDoc {
@@ -163,29 +173,69 @@ pub struct StatementDoc {
     pub ineligible: Vec<HoldDoc>,
 }
 
-/// A stored statement that cannot be shown: its amounts cannot be rounded for display.
+/// A stored statement that cannot be shown: its amounts cannot be rounded for display, or a
+/// row's FX rate is missing where it was applied (or present where none was).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "statement of partner {partner_id} for {period}: `{currency}` is not a currency with minor units"
-)]
-pub struct StatementCurrencyError {
-    pub partner_id: String,
-    pub period: String,
-    pub currency: String,
+pub enum StatementDocError {
+    #[error(
+        "statement of partner {partner_id} for {period}: `{currency}` is not a currency with minor units"
+    )]
+    Currency {
+        partner_id: String,
+        period: String,
+        currency: String,
+    },
+    #[error("statement of partner {partner_id} for {period}, row {row} ({category}): {problem}")]
+    Line {
+        partner_id: String,
+        period: String,
+        row: usize,
+        category: String,
+        problem: &'static str,
+    },
+}
+
+/// The FX column of one stored row, checked (issue 14): a converted row that earns must carry
+/// its FX rate and period, any other row must carry none; a row closed before migration 0013
+/// (no billing month) recorded neither and shows nothing. Never a guessed or empty rate.
+fn fx_label(
+    line: &StatementLineRecord,
+    payout_currency: &str,
+    label: &dyn Fn(&str) -> String,
+) -> Result<String, &'static str> {
+    let converted = line.line_currency != payout_currency && line.rate.is_some();
+    match (&line.billing_month, &line.fx_rate, &line.fx_period) {
+        (None, None, None) => Ok(String::new()),
+        (None, _, _) => Err("an FX rate without a billing month"),
+        (Some(_), Some(rate), Some(period)) if converted => {
+            if rate.trim().is_empty() || period.trim().is_empty() {
+                return Err("an empty FX rate or FX period");
+            }
+            Ok(label("fx_rate_value")
+                .replace("{rate}", rate)
+                .replace("{period}", period))
+        }
+        (Some(_), None, None) if converted => Err("a converted row without its FX rate"),
+        (Some(_), None, None) => Ok(NO_FX.to_owned()),
+        (Some(_), Some(_), None) | (Some(_), None, Some(_)) => {
+            Err("an FX rate without its period, or a period without its rate")
+        }
+        (Some(_), Some(_), Some(_)) => Err("an FX rate on a row that was not converted"),
+    }
 }
 
 impl StatementDoc {
     pub fn new(
         record: &StatementRecord,
         templates: &Templates,
-    ) -> Result<Self, StatementCurrencyError> {
+    ) -> Result<Self, StatementDocError> {
         let language = Language::from_code(&record.language);
         let label = |key: &str| templates.label(language, key);
         let currency = record.currency.as_str();
         // Never a default number of places: a wrong guess would show the partner wrong money.
         let payout_currency = Currency::parse(currency)
             .filter(|c| c.minor_units().is_ok())
-            .ok_or_else(|| StatementCurrencyError {
+            .ok_or_else(|| StatementDocError::Currency {
                 partner_id: record.partner_id.clone(),
                 period: record.period.clone(),
                 currency: record.currency.clone(),
@@ -194,13 +244,32 @@ impl StatementDoc {
         let lines = record
             .lines
             .iter()
-            .map(|line| LineDoc {
+            .enumerate()
+            .map(|(row, line)| {
+                let fx_label = fx_label(line, currency, &label).map_err(|problem| {
+                    StatementDocError::Line {
+                        partner_id: record.partner_id.clone(),
+                        period: record.period.clone(),
+                        row,
+                        category: line.product_category.clone(),
+                        problem,
+                    }
+                })?;
+                Ok((line, fx_label))
+            })
+            .collect::<Result<Vec<_>, StatementDocError>>()?
+            .into_iter()
+            .map(|(line, fx_label)| LineDoc {
                 category: line.product_category.clone(),
-                booking_label: label(if line.booking() == Some(Booking::Adjustment) {
-                    "booking_adjustment"
-                } else {
-                    "booking_earned"
-                }),
+                booking_label: match (line.booking(), &line.billing_month) {
+                    // Late lines say the month they were billed in (issue 14).
+                    (Some(Booking::Adjustment), Some(month)) => {
+                        label("booking_adjustment_billed").replace("{month}", month)
+                    }
+                    (Some(Booking::Adjustment), None) => label("booking_adjustment"),
+                    (Some(Booking::Earned) | None, _) => label("booking_earned"),
+                },
+                fx_label,
                 lines: line.lines,
                 revenue: display_money(
                     &Currency::parse(&line.line_currency)

@@ -418,6 +418,7 @@ fn layout_statement<'f>(
             column("lines", Align::Right),
             column("revenue", Align::Right),
             column("rate", Align::Right),
+            column("fx_rate", Align::Right),
             Column {
                 header: format!("{} ({})", label("earning"), doc.currency),
                 align: Align::Right,
@@ -433,6 +434,7 @@ fn layout_statement<'f>(
                     line.lines.to_string(),
                     line.revenue.clone(),
                     line.rate_label.clone(),
+                    line.fx_label.clone(),
                     line.earning.clone(),
                 ]
             })
@@ -525,6 +527,8 @@ fn layout_statement<'f>(
     l.paragraph(MARGIN, 9.5, false, Color::Text, &doc.payment_terms);
     l.y += 6.0;
     l.paragraph(MARGIN, 8.0, false, Color::Muted, &label("footnote"));
+    l.y += 2.0;
+    l.paragraph(MARGIN, 8.0, false, Color::Muted, &label("fx_footnote"));
 
     l
 }
