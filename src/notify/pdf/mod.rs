@@ -411,17 +411,25 @@ fn layout_statement<'f>(
         let column = |key: &str, align| Column {
             header: label(key),
             align,
+            whole_words: false,
+        };
+        // Rates are read whole: a partner recomputes the row from them (issue 14).
+        let whole = |key: &str| Column {
+            header: label(key),
+            align: Align::Right,
+            whole_words: true,
         };
         let columns = [
             column("category", Align::Left),
             column("booking", Align::Left),
             column("lines", Align::Right),
             column("revenue", Align::Right),
-            column("rate", Align::Right),
-            column("fx_rate", Align::Right),
+            whole("rate"),
+            whole("fx_rate"),
             Column {
                 header: format!("{} ({})", label("earning"), doc.currency),
                 align: Align::Right,
+                whole_words: false,
             },
         ];
         let rows: Vec<Vec<String>> = doc

@@ -26,6 +26,10 @@ pub(super) enum Align {
 pub(super) struct Column {
     pub header: String,
     pub align: Align,
+    /// Never break a word of this column's cells between characters (a rate or an FX rate
+    /// must be read whole): the column is at least as wide as its widest word, and the other
+    /// columns give way.
+    pub whole_words: bool,
 }
 
 impl Layout<'_> {
@@ -33,6 +37,49 @@ impl Layout<'_> {
     /// first column takes what is left), else numbers keep theirs and text columns share the
     /// rest in proportion to their natural widths.
     fn column_widths(&self, columns: &[Column], rows: &[Vec<String>]) -> Vec<f32> {
+        let widths = self.shared_widths(columns, rows);
+        // The widest word of each whole-word column: what it cannot do with less.
+        let floors: Vec<f32> = columns
+            .iter()
+            .enumerate()
+            .map(|(at, column)| match column.whole_words {
+                true => rows
+                    .iter()
+                    .flat_map(|row| row[at].split(' '))
+                    .map(|word| self.width(word, CELL_SIZE, false))
+                    .fold(0.0, f32::max),
+                false => 0.0,
+            })
+            .collect();
+        let deficit: f32 = widths
+            .iter()
+            .zip(&floors)
+            .map(|(w, floor)| (floor - w).max(0.0))
+            .sum();
+        if deficit <= 0.0 {
+            return widths;
+        }
+        // The others give the deficit up in proportion to their widths.
+        let others: f32 = widths
+            .iter()
+            .zip(columns)
+            .filter(|(_, column)| !column.whole_words)
+            .map(|(w, _)| *w)
+            .sum();
+        let keep = ((others - deficit) / others).max(0.0);
+        widths
+            .iter()
+            .zip(columns)
+            .zip(&floors)
+            .map(|((&w, column), &floor)| match column.whole_words {
+                true => w.max(floor),
+                false => w * keep,
+            })
+            .collect()
+    }
+
+    /// Widths before whole-word columns claim their widest word (see `column_widths`).
+    fn shared_widths(&self, columns: &[Column], rows: &[Vec<String>]) -> Vec<f32> {
         let natural: Vec<f32> = columns
             .iter()
             .enumerate()

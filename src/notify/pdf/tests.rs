@@ -113,6 +113,13 @@ fn no_two_texts_of_a_statement_overlap_with_long_names_and_15_digit_amounts() {
                 assert!(!overlap, "{language}: {a:?} overlaps {b:?}");
             }
         }
+        // The rate and the FX rate are drawn whole, never rounded or cut between characters.
+        for exact in ["1387.123456789012", "0.0312345678"] {
+            assert!(
+                boxes.iter().any(|b| b.5 == exact),
+                "{language}: {exact} is not drawn in one piece"
+            );
+        }
         // And the PDF is still written from it.
         let pdf = render_statement_pdf(&doc, &templates, &fonts).unwrap();
         assert!(pdf.starts_with(b"%PDF-"));
