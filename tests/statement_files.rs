@@ -172,7 +172,13 @@ async fn closed_statement_rows_keep_their_billing_month_and_fx_rate() {
         assert_eq!(
             rows,
             vec![
-                ("earned", "EUR", Some("2026-10"), Some("1.0725"), Some("2026-10")),
+                (
+                    "earned",
+                    "EUR",
+                    Some("2026-10"),
+                    Some("1.0725"),
+                    Some("2026-10")
+                ),
                 ("earned", "USD", Some("2026-10"), None, None),
                 ("earned", "USD", Some("2026-10"), None, None),
                 ("adjustment", "USD", Some("2026-09"), None, None),

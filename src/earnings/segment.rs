@@ -25,15 +25,7 @@ use crate::eligibility;
 /// A statement line's key: partner, booking, billing month, category id, line-currency id,
 /// rate identity, FX rate identity. Ids index `Interner` strings; the rate and the FX rate are
 /// identified by their addresses in the master data (both are `Rate`s, kept in `rates`).
-pub(super) type CategoryKey = (
-    u32,
-    Booking,
-    Period,
-    u32,
-    u32,
-    Option<usize>,
-    Option<usize>,
-);
+pub(super) type CategoryKey = (u32, Booking, Period, u32, u32, Option<usize>, Option<usize>);
 
 /// A statement line's running totals: lines, revenue in 10^-6 units, exact earning.
 #[derive(Default)]

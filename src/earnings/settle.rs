@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::segment::PeriodComputer;
 use super::{
-    AppliedFx, CategoryLine, ComputeError, EligibilityRow, MissingLines, MissingPartner, PartnerFigures,
-    PeriodComputation,
+    AppliedFx, CategoryLine, ComputeError, EligibilityRow, MissingLines, MissingPartner,
+    PartnerFigures, PeriodComputation,
 };
 use crate::domain::money::{ExactSum, Money, format_scaled};
 use crate::eligibility;

@@ -353,7 +353,8 @@ fn statement_rows_are_split_by_billing_month_and_fx_rate_and_carry_the_fx_text()
                 c.billing_month.to_string(),
                 c.line_currency.as_str(),
                 c.lines,
-                c.fx.as_ref().map(|fx| (fx.rate.clone(), fx.period.to_string())),
+                c.fx.as_ref()
+                    .map(|fx| (fx.rate.clone(), fx.period.to_string())),
             )
         })
         .collect();

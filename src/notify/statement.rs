@@ -225,10 +225,7 @@ fn fx_label(
 }
 
 impl StatementDoc {
-    pub fn new(
-        record: &StatementRecord,
-        templates: &Templates,
-    ) -> Result<Self, StatementDocError> {
+    pub fn new(record: &StatementRecord, templates: &Templates) -> Result<Self, StatementDocError> {
         let language = Language::from_code(&record.language);
         let label = |key: &str| templates.label(language, key);
         let currency = record.currency.as_str();
@@ -429,7 +426,9 @@ mod tests {
     /// A displayed number without its grouping and currency code.
     fn shown(text: &str) -> Decimal {
         let number = text.split(' ').next().unwrap_or_default().replace(',', "");
-        number.parse().unwrap_or_else(|_| panic!("a number: {text}"))
+        number
+            .parse()
+            .unwrap_or_else(|_| panic!("a number: {text}"))
     }
 
     #[test]
@@ -445,9 +444,8 @@ mod tests {
         let shown_row = &doc.lines[0];
         assert_eq!(shown_row.fx_label, "0.932417 (2026-10)");
         assert_eq!(shown_row.revenue, "4,250.50 USD");
-        let recomputed = shown(&shown_row.revenue)
-            * shown(&shown_row.rate_label)
-            * shown(&shown_row.fx_label);
+        let recomputed =
+            shown(&shown_row.revenue) * shown(&shown_row.rate_label) * shown(&shown_row.fx_label);
         assert_eq!(
             recomputed.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven),
             shown(&shown_row.earning),
@@ -470,7 +468,10 @@ mod tests {
             ("en", "Late revenue (adjustment) · billed 2026-09"),
             ("ko", "지연 매출(조정) · 2026-09 청구분"),
             ("ja", "遅延売上（調整）・2026-09 請求分"),
-            ("de", "Nachträglicher Umsatz (Korrektur) · abgerechnet 2026-09"),
+            (
+                "de",
+                "Nachträglicher Umsatz (Korrektur) · abgerechnet 2026-09",
+            ),
         ] {
             let mut record = record(vec![
                 row(Booking::Adjustment, "2026-09", "USD", Some("0.94")),
