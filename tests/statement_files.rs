@@ -139,3 +139,54 @@ async fn statements_not_published_yet_wait_for_the_close_to_finish() {
     assert!(send("2000", "5").status.success());
     assert_eq!(sink.messages().len(), 6);
 }
+
+/// Issue 14: a closed statement row keeps its billing month and, when converted, the FX rate
+/// applied and its period, on both backends; the filed HTML shows them.
+#[tokio::test]
+async fn closed_statement_rows_keep_their_billing_month_and_fx_rate() {
+    use payout::store::Store;
+    for backend in backends() {
+        let env = Env::new(backend).await;
+        env.ok(&["close", "--period", "2026-09"]);
+        env.add_late_file();
+        env.ok(&["close", "--period", "2026-10"]);
+        let store = Store::connect(&env.database_url).await.unwrap();
+        let record = store
+            .statement("2026-10", "1000001")
+            .await
+            .unwrap()
+            .expect("1000001 has a statement for 2026-10");
+        let rows: Vec<_> = record
+            .lines
+            .iter()
+            .map(|l| {
+                (
+                    l.booking.as_str(),
+                    l.line_currency.as_str(),
+                    l.billing_month.as_deref(),
+                    l.fx_rate.as_deref(),
+                    l.fx_period.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    "earned",
+                    "EUR",
+                    Some("2026-10"),
+                    Some("1.0725"),
+                    Some("2026-10")
+                ),
+                ("earned", "USD", Some("2026-10"), None, None),
+                ("earned", "USD", Some("2026-10"), None, None),
+                ("adjustment", "USD", Some("2026-09"), None, None),
+            ],
+            "{backend:?}"
+        );
+        let html = env.report("2026-10", "statements/1000001.html");
+        assert!(html.contains("1.0725 (2026-10)"), "{backend:?}");
+        assert!(html.contains("billed 2026-09"), "{backend:?}");
+    }
+}

@@ -82,6 +82,15 @@ pub struct StatementLineRecord {
     pub lines: i64,
     pub revenue: String,
     pub earning: String,
+    /// The billing month (`YYYY-MM`) of the row's lines: the period for its own lines, the
+    /// earlier month for late ones. `None` only for a row closed before it was recorded
+    /// (migration 0013), which says nothing about months or FX.
+    pub billing_month: Option<String>,
+    /// The FX rate (line currency -> payout currency) applied to the row, exactly as the FX
+    /// file wrote it, and the FX period it is keyed by; both set on a converted row that
+    /// earns, neither elsewhere.
+    pub fx_rate: Option<String>,
+    pub fx_period: Option<String>,
 }
 
 /// A statement as a close records it: figures already in minor units, as text.

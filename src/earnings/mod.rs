@@ -30,10 +30,14 @@ pub const PARTNER_POSITION: &str = "partner_position";
 
 pub use crate::domain::revenue::Booking;
 
-/// Lines of a statement, summarised by (booking, category, line currency, rate).
+/// Lines of a statement, summarised by (booking, billing month, category, line currency,
+/// rate, FX rate), so that a partner can recompute each row (issue 14).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CategoryLine {
     pub booking: Booking,
+    /// The lines' billing month: the period itself for `Earned`, the closed month they were
+    /// billed in for `Adjustment`.
+    pub billing_month: Period,
     pub product_category: String,
     pub line_currency: String,
     /// The program rate, or `None` for a category without one (non-incentivised revenue).
@@ -43,6 +47,17 @@ pub struct CategoryLine {
     pub revenue: String,
     /// Earning in the payout currency, exact (the period sum rounds once, not per category).
     pub earning: String,
+    /// The FX rate applied (line currency -> payout currency), for a converted row that
+    /// earns; `None` for a row in the payout currency or one that earns nothing.
+    pub fx: Option<AppliedFx>,
+}
+
+/// An FX rate as a statement row shows it: the text of `fx_rates.csv`, never re-rounded, and
+/// the FX period it is keyed by (the billing month, SPEC §3).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AppliedFx {
+    pub rate: String,
+    pub period: Period,
 }
 
 /// One `payouts.csv` row and its statement figures.

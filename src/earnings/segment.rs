@@ -22,9 +22,10 @@ use crate::domain::program::Program;
 use crate::domain::reasons::join_codes;
 use crate::eligibility;
 
-/// A statement line's key: partner, booking, category id, line-currency id, rate identity.
-/// Ids index `Interner` strings; the rate is identified by its address in the programs.
-pub(super) type CategoryKey = (u32, Booking, u32, u32, Option<usize>);
+/// A statement line's key: partner, booking, billing month, category id, line-currency id,
+/// rate identity, FX rate identity. Ids index `Interner` strings; the rate and the FX rate are
+/// identified by their addresses in the master data (both are `Rate`s, kept in `rates`).
+pub(super) type CategoryKey = (u32, Booking, Period, u32, u32, Option<usize>, Option<usize>);
 
 /// A statement line's running totals: lines, revenue in 10^-6 units, exact earning.
 #[derive(Default)]
@@ -335,6 +336,7 @@ impl<'m> PeriodComputer<'m> {
                 .and_then(|p| p.rate(category_text, month));
             let payout = info.payout;
             let mut fx_rate = None;
+            let mut fx_applied: Option<&'m Rate> = None;
             let mut earning = None;
             if let Some(rate) = rate {
                 let fx = if same_text(line_currency_text, payout.code()) {
@@ -344,6 +346,7 @@ impl<'m> PeriodComputer<'m> {
                         .and_then(|c| master.fx.get(month, c, payout))
                         .map(|fx| {
                             fx_rate = Some(fx.scaled);
+                            fx_applied = Some(fx);
                             Some(fx.scaled)
                         })
                 };
@@ -416,17 +419,22 @@ impl<'m> PeriodComputer<'m> {
                 }
             }
             if self.detail == Detail::Statements && program.is_some() {
-                let rate_key = rate.map(|r| {
+                let mut rate_key = |r: &'m Rate| {
                     let address = r as *const Rate as usize;
                     part.rates.push((address, r));
                     address
-                });
+                };
+                let rate_address = rate.map(&mut rate_key);
+                // Only a line that earned was converted: its FX rate is part of its row.
+                let fx_address = fx_applied.filter(|_| earning.is_some()).map(&mut rate_key);
                 let key = (
                     index,
                     booking,
+                    month,
                     part.texts.id(category_text),
                     part.texts.id(line_currency_text),
-                    rate_key,
+                    rate_address,
+                    fx_address,
                 );
                 let totals = part.categories.entry(key).or_default();
                 totals.lines += 1;
@@ -487,13 +495,15 @@ impl<'m> PeriodComputer<'m> {
             .iter()
             .map(|t| self.interner.id(t))
             .collect();
-        for ((index, booking, category, currency, rate), totals) in &part.categories {
+        for ((index, booking, month, category, currency, rate, fx), totals) in &part.categories {
             let key = (
                 *index,
                 *booking,
+                *month,
                 global[*category as usize],
                 global[*currency as usize],
                 *rate,
+                *fx,
             );
             self.categories.entry(key).or_default().merge(totals);
         }

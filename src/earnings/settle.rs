@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::segment::PeriodComputer;
 use super::{
-    CategoryLine, ComputeError, EligibilityRow, MissingLines, MissingPartner, PartnerFigures,
-    PeriodComputation,
+    AppliedFx, CategoryLine, ComputeError, EligibilityRow, MissingLines, MissingPartner,
+    PartnerFigures, PeriodComputation,
 };
 use crate::domain::money::{ExactSum, Money, format_scaled};
 use crate::eligibility;
@@ -21,15 +21,21 @@ impl PeriodComputer<'_> {
         balances: &HashMap<String, Balances>,
     ) -> Result<PeriodComputation, ComputeError> {
         let mut categories_by_partner: HashMap<u32, Vec<CategoryLine>> = HashMap::new();
-        for ((index, booking, category, currency, rate), totals) in &self.categories {
+        for ((index, booking, month, category, currency, rate, fx), totals) in &self.categories {
             let rate_text = rate
                 .and_then(|r| self.rates.get(&r))
                 .map(|r| r.text.clone());
+            // FX rates are keyed by the billing month (SPEC §3): the row's month is its period.
+            let fx = fx.and_then(|r| self.rates.get(&r)).map(|r| AppliedFx {
+                rate: r.text.clone(),
+                period: *month,
+            });
             categories_by_partner
                 .entry(*index)
                 .or_default()
                 .push(CategoryLine {
                     booking: *booking,
+                    billing_month: *month,
                     product_category: self.interner.text(*category).to_owned(),
                     line_currency: self.interner.text(*currency).to_owned(),
                     revenue: format_scaled(
@@ -39,6 +45,7 @@ impl PeriodComputer<'_> {
                     ),
                     earning: earning_text(totals.earning, rate_text.is_some()),
                     rate: rate_text,
+                    fx,
                     lines: totals.lines,
                 });
         }
@@ -134,12 +141,22 @@ impl PeriodComputer<'_> {
                 .remove(&(index as u32))
                 .unwrap_or_default();
             categories.sort_by(|a, b| {
-                (a.booking, &a.product_category, &a.line_currency, &a.rate).cmp(&(
-                    b.booking,
-                    &b.product_category,
-                    &b.line_currency,
-                    &b.rate,
-                ))
+                (
+                    a.booking,
+                    a.billing_month,
+                    &a.product_category,
+                    &a.line_currency,
+                    &a.rate,
+                    &a.fx,
+                )
+                    .cmp(&(
+                        b.booking,
+                        b.billing_month,
+                        &b.product_category,
+                        &b.line_currency,
+                        &b.rate,
+                        &b.fx,
+                    ))
             });
             payouts.push(PartnerFigures {
                 partner_id: partner.partner_id.clone(),

@@ -317,3 +317,76 @@ fn a_stored_line_without_a_readable_month_or_lateness_fails_instead_of_being_ski
     let error = computer.add_segment(&frame, true).unwrap_err().to_string();
     assert!(error.contains("no lateness flag"), "{error}");
 }
+
+#[test]
+fn statement_rows_are_split_by_billing_month_and_fx_rate_and_carry_the_fx_text() {
+    let period: Period = PERIOD.parse().expect("the test period");
+    // Partner 2000002 is paid in EUR: USD lines of azure are converted, EUR lines are not.
+    let lines = [
+        // This period's USD lines: one row, converted with 2026-10's USD->EUR rate.
+        (1, 0, 0, 0, 3_000_000_000i64),
+        (1, 0, 0, 0, 1_250_500_000),
+        // A late USD line billed in 2026-09: its own row, with 2026-09's rate.
+        (1, 0, 0, 1, 400_000_000),
+        // EUR revenue in the payout currency: no FX rate.
+        (1, 0, 1, 0, 10_000_000),
+    ]
+    .map(|(partner, category, currency, month, amount_micro)| Line {
+        partner,
+        category,
+        currency,
+        month,
+        amount_micro,
+    });
+    let computed = compute(&[segment(&lines)]);
+    let figures = computed
+        .payouts
+        .iter()
+        .find(|p| p.partner_id == "2000002")
+        .expect("the partner has a statement");
+    let rows: Vec<_> = figures
+        .categories
+        .iter()
+        .map(|c| {
+            (
+                c.booking,
+                c.billing_month.to_string(),
+                c.line_currency.as_str(),
+                c.lines,
+                c.fx.as_ref()
+                    .map(|fx| (fx.rate.clone(), fx.period.to_string())),
+            )
+        })
+        .collect();
+    let fx_text = |month: &str| {
+        let (.., rate) = MASTER
+            .1
+            .iter()
+            .find(|(m, from, to, _)| (*m, *from, *to) == (month, "USD", "EUR"))
+            .expect("a USD->EUR rate");
+        rate.to_string()
+    };
+    use super::Booking::{Adjustment, Earned};
+    assert_eq!(
+        rows,
+        vec![
+            (Earned, PERIOD.to_owned(), "EUR", 1, None),
+            (
+                Earned,
+                PERIOD.to_owned(),
+                "USD",
+                2,
+                Some((fx_text(PERIOD), PERIOD.to_owned()))
+            ),
+            (
+                Adjustment,
+                "2026-09".to_owned(),
+                "USD",
+                1,
+                Some((fx_text("2026-09"), "2026-09".to_owned()))
+            ),
+        ]
+    );
+    assert_ne!(fx_text(PERIOD), fx_text("2026-09"));
+    assert!(figures.categories.iter().all(|c| c.billing_month <= period));
+}

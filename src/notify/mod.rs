@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pdf::{FontSet, PdfError};
-use statement::{StatementCurrencyError, StatementDoc, StatementRecord};
+use statement::{StatementDoc, StatementDocError, StatementRecord};
 use templates::{Language, TemplateError, Templates};
 
 /// Why statements could not be rendered or filed.
@@ -22,7 +22,7 @@ pub enum RenderError {
     #[error(transparent)]
     Pdf(#[from] PdfError),
     #[error(transparent)]
-    Currency(#[from] StatementCurrencyError),
+    Statement(#[from] StatementDocError),
     #[error(transparent)]
     Html(#[from] TemplateError),
     #[error("rendering the statement of partner {partner_id}: {source}")]

@@ -49,6 +49,9 @@ impl StatementRecord {
                     lines: c.lines as i64,
                     revenue: c.revenue.clone(),
                     earning: c.earning.clone(),
+                    billing_month: Some(c.billing_month.to_string()),
+                    fx_rate: c.fx.as_ref().map(|fx| fx.rate.clone()),
+                    fx_period: c.fx.as_ref().map(|fx| fx.period.to_string()),
                 })
                 .collect(),
             eligibility_reasons: String::new(),
@@ -115,8 +118,15 @@ pub struct LineDoc {
     pub lines: i64,
     pub revenue: String,
     pub rate_label: String,
+    /// The FX rate applied and its period (`0.9154 (2026-09)`), or `NO_FX` for a row in the
+    /// payout currency or one that earns nothing; empty for a row closed before it was
+    /// recorded.
+    pub fx_label: String,
     pub earning: String,
 }
+
+/// What a row without an FX rate shows in the FX column.
+pub const NO_FX: &str = "—";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HoldDoc {
@@ -163,29 +173,66 @@ pub struct StatementDoc {
     pub ineligible: Vec<HoldDoc>,
 }
 
-/// A stored statement that cannot be shown: its amounts cannot be rounded for display.
+/// A stored statement that cannot be shown: its amounts cannot be rounded for display, or a
+/// row's FX rate is missing where it was applied (or present where none was).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "statement of partner {partner_id} for {period}: `{currency}` is not a currency with minor units"
-)]
-pub struct StatementCurrencyError {
-    pub partner_id: String,
-    pub period: String,
-    pub currency: String,
+pub enum StatementDocError {
+    #[error(
+        "statement of partner {partner_id} for {period}: `{currency}` is not a currency with minor units"
+    )]
+    Currency {
+        partner_id: String,
+        period: String,
+        currency: String,
+    },
+    #[error("statement of partner {partner_id} for {period}, row {row} ({category}): {problem}")]
+    Line {
+        partner_id: String,
+        period: String,
+        row: usize,
+        category: String,
+        problem: &'static str,
+    },
+}
+
+/// The FX column of one stored row, checked (issue 14): a converted row that earns must carry
+/// its FX rate and period, any other row must carry none; a row closed before migration 0013
+/// (no billing month) recorded neither and shows nothing. Never a guessed or empty rate.
+fn fx_label(
+    line: &StatementLineRecord,
+    payout_currency: &str,
+    label: &dyn Fn(&str) -> String,
+) -> Result<String, &'static str> {
+    let converted = line.line_currency != payout_currency && line.rate.is_some();
+    match (&line.billing_month, &line.fx_rate, &line.fx_period) {
+        (None, None, None) => Ok(String::new()),
+        (None, _, _) => Err("an FX rate without a billing month"),
+        (Some(_), Some(rate), Some(period)) if converted => {
+            if rate.trim().is_empty() || period.trim().is_empty() {
+                return Err("an empty FX rate or FX period");
+            }
+            Ok(label("fx_rate_value")
+                .replace("{rate}", rate)
+                .replace("{period}", period))
+        }
+        (Some(_), None, None) if converted => Err("a converted row without its FX rate"),
+        (Some(_), None, None) => Ok(NO_FX.to_owned()),
+        (Some(_), Some(_), None) | (Some(_), None, Some(_)) => {
+            Err("an FX rate without its period, or a period without its rate")
+        }
+        (Some(_), Some(_), Some(_)) => Err("an FX rate on a row that was not converted"),
+    }
 }
 
 impl StatementDoc {
-    pub fn new(
-        record: &StatementRecord,
-        templates: &Templates,
-    ) -> Result<Self, StatementCurrencyError> {
+    pub fn new(record: &StatementRecord, templates: &Templates) -> Result<Self, StatementDocError> {
         let language = Language::from_code(&record.language);
         let label = |key: &str| templates.label(language, key);
         let currency = record.currency.as_str();
         // Never a default number of places: a wrong guess would show the partner wrong money.
         let payout_currency = Currency::parse(currency)
             .filter(|c| c.minor_units().is_ok())
-            .ok_or_else(|| StatementCurrencyError {
+            .ok_or_else(|| StatementDocError::Currency {
                 partner_id: record.partner_id.clone(),
                 period: record.period.clone(),
                 currency: record.currency.clone(),
@@ -194,13 +241,32 @@ impl StatementDoc {
         let lines = record
             .lines
             .iter()
-            .map(|line| LineDoc {
+            .enumerate()
+            .map(|(row, line)| {
+                let fx_label = fx_label(line, currency, &label).map_err(|problem| {
+                    StatementDocError::Line {
+                        partner_id: record.partner_id.clone(),
+                        period: record.period.clone(),
+                        row,
+                        category: line.product_category.clone(),
+                        problem,
+                    }
+                })?;
+                Ok((line, fx_label))
+            })
+            .collect::<Result<Vec<_>, StatementDocError>>()?
+            .into_iter()
+            .map(|(line, fx_label)| LineDoc {
                 category: line.product_category.clone(),
-                booking_label: label(if line.booking() == Some(Booking::Adjustment) {
-                    "booking_adjustment"
-                } else {
-                    "booking_earned"
-                }),
+                booking_label: match (line.booking(), &line.billing_month) {
+                    // Late lines say the month they were billed in (issue 14).
+                    (Some(Booking::Adjustment), Some(month)) => {
+                        label("booking_adjustment_billed").replace("{month}", month)
+                    }
+                    (Some(Booking::Adjustment), None) => label("booking_adjustment"),
+                    (Some(Booking::Earned) | None, _) => label("booking_earned"),
+                },
+                fx_label,
                 lines: line.lines,
                 revenue: display_money(
                     &Currency::parse(&line.line_currency)
@@ -312,6 +378,142 @@ fn status_key(record: &StatementRecord) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::{Decimal, RoundingStrategy};
+
+    fn row(booking: Booking, month: &str, currency: &str, fx: Option<&str>) -> StatementLineRecord {
+        StatementLineRecord {
+            booking: booking.as_str().to_owned(),
+            product_category: "azure".to_owned(),
+            line_currency: currency.to_owned(),
+            rate: Some("0.0375".to_owned()),
+            lines: 2,
+            revenue: "4250.50".to_owned(),
+            earning: "148.621530".to_owned(),
+            billing_month: Some(month.to_owned()),
+            fx_rate: fx.map(str::to_owned),
+            fx_period: fx.map(|_| month.to_owned()),
+        }
+    }
+
+    fn record(lines: Vec<StatementLineRecord>) -> StatementRecord {
+        StatementRecord {
+            period: "2026-10".into(),
+            partner_id: "1000002".into(),
+            partner_name: "Fabrikam".into(),
+            program_id: "csp-direct".into(),
+            program_name: "CSP Direct".into(),
+            currency: "EUR".into(),
+            language: "en".into(),
+            earned: "148.62".into(),
+            adjustments: "0.00".into(),
+            released: "0.00".into(),
+            carried_in: "0.00".into(),
+            payable: "148.62".into(),
+            carried: "0.00".into(),
+            held: "0.00".into(),
+            status: "PAYABLE".into(),
+            hold_reasons: String::new(),
+            lines,
+            eligibility_reasons: String::new(),
+            enrolled_on: None,
+            issued_on: None,
+            issuer: None,
+            pdf_sha256: None,
+        }
+    }
+
+    /// A displayed number without its grouping and currency code.
+    fn shown(text: &str) -> Decimal {
+        let number = text.split(' ').next().unwrap_or_default().replace(',', "");
+        number
+            .parse()
+            .unwrap_or_else(|_| panic!("a number: {text}"))
+    }
+
+    #[test]
+    fn a_converted_row_shows_the_fx_rate_that_recomputes_its_earning_as_displayed() {
+        // 4,250.50 USD × 0.0375 × 0.932417 = 148.621530… EUR, rounded per line to 6 places.
+        let fx = "0.932417";
+        let exact = Decimal::new(425050, 2) * Decimal::new(375, 4) * Decimal::new(932417, 6);
+        let mut line = row(Booking::Earned, "2026-10", "USD", Some(fx));
+        line.earning = exact
+            .round_dp_with_strategy(6, RoundingStrategy::MidpointNearestEven)
+            .to_string();
+        let doc = StatementDoc::new(&record(vec![line]), &Templates::load()).unwrap();
+        let shown_row = &doc.lines[0];
+        assert_eq!(shown_row.fx_label, "0.932417 (2026-10)");
+        assert_eq!(shown_row.revenue, "4,250.50 USD");
+        let recomputed =
+            shown(&shown_row.revenue) * shown(&shown_row.rate_label) * shown(&shown_row.fx_label);
+        assert_eq!(
+            recomputed.round_dp_with_strategy(2, RoundingStrategy::MidpointNearestEven),
+            shown(&shown_row.earning),
+            "{shown_row:?}"
+        );
+        assert_eq!(shown_row.earning, "148.62");
+    }
+
+    #[test]
+    fn the_fx_rate_is_shown_exactly_as_the_fx_file_wrote_it() {
+        let line = row(Booking::Earned, "2026-10", "USD", Some("0.93241700000000"));
+        let doc = StatementDoc::new(&record(vec![line]), &Templates::load()).unwrap();
+        assert_eq!(doc.lines[0].fx_label, "0.93241700000000 (2026-10)");
+    }
+
+    #[test]
+    fn a_late_row_shows_its_billing_month_in_every_language() {
+        let templates = Templates::load();
+        for (language, expected) in [
+            ("en", "Late revenue (adjustment) · billed 2026-09"),
+            ("ko", "지연 매출(조정) · 2026-09 청구분"),
+            ("ja", "遅延売上（調整）・2026-09 請求分"),
+            (
+                "de",
+                "Nachträglicher Umsatz (Korrektur) · abgerechnet 2026-09",
+            ),
+        ] {
+            let mut record = record(vec![
+                row(Booking::Adjustment, "2026-09", "USD", Some("0.94")),
+                row(Booking::Earned, "2026-10", "EUR", None),
+            ]);
+            record.language = language.to_owned();
+            let doc = StatementDoc::new(&record, &templates).unwrap();
+            assert_eq!(doc.lines[0].booking_label, expected);
+            assert_eq!(doc.lines[0].fx_label, "0.94 (2026-09)");
+            // A row in the payout currency has no FX rate.
+            assert_eq!(doc.lines[1].fx_label, NO_FX);
+            let html = templates
+                .render_statement_html(&doc, Language::from_code(language))
+                .unwrap();
+            assert!(html.contains(expected), "{language}");
+        }
+    }
+
+    #[test]
+    fn a_converted_row_without_its_fx_rate_is_refused_not_shown_blank() {
+        let templates = Templates::load();
+        let refused = |line: StatementLineRecord| {
+            StatementDoc::new(&record(vec![line]), &templates)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        let error = refused(row(Booking::Earned, "2026-10", "USD", None));
+        assert!(error.contains("without its FX rate"), "{error}");
+        let error = refused(row(Booking::Earned, "2026-10", "USD", Some("")));
+        assert!(error.contains("empty FX rate"), "{error}");
+        let error = refused(row(Booking::Earned, "2026-10", "EUR", Some("1.1")));
+        assert!(error.contains("not converted"), "{error}");
+        let mut half = row(Booking::Earned, "2026-10", "USD", Some("0.9"));
+        half.fx_period = None;
+        assert!(refused(half).contains("without its period"));
+        // A row closed before migration 0013 recorded neither month nor FX: shown without.
+        let mut legacy = row(Booking::Adjustment, "2026-10", "USD", None);
+        legacy.billing_month = None;
+        let doc = StatementDoc::new(&record(vec![legacy]), &templates).unwrap();
+        assert_eq!(doc.lines[0].fx_label, "");
+        assert_eq!(doc.lines[0].booking_label, "Late revenue (adjustment)");
+    }
 
     #[test]
     fn revenue_shows_the_currency_decimals_and_every_digit_that_is_not_a_zero() {

@@ -58,6 +58,9 @@ const STATEMENT_LINES: InsertInto = InsertInto {
         "lines",
         "revenue",
         "earning",
+        "billing_month",
+        "fx_rate",
+        "fx_period",
     ],
     suffix: "",
 };
@@ -222,7 +225,10 @@ impl Store {
                         .push_bind(line.rate.clone())
                         .push_bind(line.lines)
                         .push_bind(line.revenue.clone())
-                        .push_bind(line.earning.clone());
+                        .push_bind(line.earning.clone())
+                        .push_bind(line.billing_month.clone())
+                        .push_bind(line.fx_rate.clone())
+                        .push_bind(line.fx_period.clone());
                 })
                 .await?;
         }

@@ -38,6 +38,7 @@ const SHARED: &[MigrationFile] = &[
     migration_file!(10, "review pack", "shared/0010_review_pack.sql"),
     migration_file!(11, "statement pdf", "shared/0011_statement_pdf.sql"),
     migration_file!(12, "record keys", "shared/0012_record_keys.sql"),
+    migration_file!(13, "statement line fx", "shared/0013_statement_line_fx.sql"),
 ];
 
 const SQLITE: &[MigrationFile] = &[
@@ -149,6 +150,11 @@ mod tests {
             "record keys",
             "58123b26896d7a39597e854a94c540eeb7f704bcea10663b89f8ff208c76f3559be253b9ef6b27e95b0bf83a8bfaafa5",
         ),
+        (
+            13,
+            "statement line fx",
+            "4698271e830ed8780d2ea023a242b7f0791ef9dbd365968bdf781e2a01684e55cc884069716896a2f7a726d34e5091d5",
+        ),
     ];
 
     const POSTGRES_RECORDED: &[(i64, &str, &str)] = &[
@@ -206,6 +212,11 @@ mod tests {
             12,
             "record keys",
             "58123b26896d7a39597e854a94c540eeb7f704bcea10663b89f8ff208c76f3559be253b9ef6b27e95b0bf83a8bfaafa5",
+        ),
+        (
+            13,
+            "statement line fx",
+            "4698271e830ed8780d2ea023a242b7f0791ef9dbd365968bdf781e2a01684e55cc884069716896a2f7a726d34e5091d5",
         ),
     ];
 

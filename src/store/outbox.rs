@@ -223,7 +223,8 @@ impl Store {
             return Ok(None);
         };
         let lines = sqlx::query(
-            "SELECT booking, product_category, line_currency, rate, lines, revenue, earning FROM statement_lines \
+            "SELECT booking, product_category, line_currency, rate, lines, revenue, earning, billing_month, fx_rate, fx_period \
+             FROM statement_lines \
              WHERE period = $1 AND partner_id = $2 ORDER BY position",
         )
         .bind(period.to_owned())
@@ -240,6 +241,9 @@ impl Store {
                 lines: l.try_get(4)?,
                 revenue: l.try_get(5)?,
                 earning: l.try_get(6)?,
+                billing_month: l.try_get(7)?,
+                fx_rate: l.try_get(8)?,
+                fx_period: l.try_get(9)?,
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;

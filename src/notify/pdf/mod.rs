@@ -480,16 +480,25 @@ fn layout_statement<'f>(
         let column = |key: &str, align| Column {
             header: label(key),
             align,
+            whole_words: false,
+        };
+        // Rates are read whole: a partner recomputes the row from them (issue 14).
+        let whole = |key: &str| Column {
+            header: label(key),
+            align: Align::Right,
+            whole_words: true,
         };
         let columns = [
             column("category", Align::Left),
             column("booking", Align::Left),
             column("lines", Align::Right),
             column("revenue", Align::Right),
-            column("rate", Align::Right),
+            whole("rate"),
+            whole("fx_rate"),
             Column {
                 header: format!("{} ({})", label("earning"), doc.currency),
                 align: Align::Right,
+                whole_words: false,
             },
         ];
         let rows: Vec<Vec<String>> = doc
@@ -502,6 +511,7 @@ fn layout_statement<'f>(
                     line.lines.to_string(),
                     line.revenue.clone(),
                     line.rate_label.clone(),
+                    line.fx_label.clone(),
                     line.earning.clone(),
                 ]
             })
@@ -594,6 +604,8 @@ fn layout_statement<'f>(
     l.paragraph(MARGIN, 9.5, false, Color::Text, &doc.payment_terms);
     l.y += 6.0;
     l.paragraph(MARGIN, 8.0, false, Color::Muted, &label("footnote"));
+    l.y += 2.0;
+    l.paragraph(MARGIN, 8.0, false, Color::Muted, &label("fx_footnote"));
 
     l
 }

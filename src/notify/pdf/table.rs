@@ -26,6 +26,10 @@ pub(super) enum Align {
 pub(super) struct Column {
     pub header: String,
     pub align: Align,
+    /// Never break a word of this column's cells between characters (a rate or an FX rate
+    /// must be read whole): the column is at least as wide as its widest word, and the other
+    /// columns give way.
+    pub whole_words: bool,
 }
 
 impl Layout<'_> {
@@ -33,6 +37,62 @@ impl Layout<'_> {
     /// first column takes what is left), else numbers keep theirs and text columns share the
     /// rest in proportion to their natural widths.
     fn column_widths(&self, columns: &[Column], rows: &[Vec<String>]) -> Vec<f32> {
+        let widths = self.shared_widths(columns, rows);
+        let widest_word = |text: &str, size: f32, bold: bool| {
+            text.split(' ')
+                .map(|word| self.width(word, size, bold))
+                .fold(0.0, f32::max)
+        };
+        // What a column cannot do with less: the widest word of a whole-word column's cells,
+        // and of every header (a header is not cut inside a word while others have room).
+        let floors: Vec<f32> = columns
+            .iter()
+            .enumerate()
+            .map(|(at, column)| {
+                let header = widest_word(&column.header, HEADER_SIZE, true);
+                let cells = match column.whole_words {
+                    true => rows
+                        .iter()
+                        .map(|row| widest_word(&row[at], CELL_SIZE, false))
+                        .fold(0.0, f32::max),
+                    false => 0.0,
+                };
+                header.max(cells)
+            })
+            .collect();
+        let deficit: f32 = widths
+            .iter()
+            .zip(&floors)
+            .map(|(w, floor)| (floor - w).max(0.0))
+            .sum();
+        // Only text columns give way (numbers wrapped inside a figure read badly), each in
+        // proportion to its room above its floor.
+        let gives_way = |at: usize| columns[at].align == Align::Left && !columns[at].whole_words;
+        let slack: f32 = (0..columns.len())
+            .filter(|&at| gives_way(at))
+            .map(|at| (widths[at] - floors[at]).max(0.0))
+            .sum();
+        if deficit <= 0.0 || slack < deficit {
+            // Nothing to claim, or no room to claim it from: the shared widths stand.
+            return widths;
+        }
+        let give = deficit / slack;
+        (0..columns.len())
+            .map(|at| {
+                let (w, floor) = (widths[at], floors[at]);
+                if w < floor {
+                    floor
+                } else if gives_way(at) {
+                    w - (w - floor) * give
+                } else {
+                    w
+                }
+            })
+            .collect()
+    }
+
+    /// Widths before whole-word columns claim their widest word (see `column_widths`).
+    fn shared_widths(&self, columns: &[Column], rows: &[Vec<String>]) -> Vec<f32> {
         let natural: Vec<f32> = columns
             .iter()
             .enumerate()

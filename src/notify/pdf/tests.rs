@@ -1,8 +1,10 @@
 //! The layout's own text boxes never intersect, whatever the length of names, categories and
-//! amounts (15-digit KRW figures), in English and Korean.
+//! amounts (15-digit KRW figures), converted rows with their FX rate and late rows with their
+//! billing month, in every language.
 
 use super::*;
-use crate::notify::statement::{HoldDoc, LineDoc, StatementDoc};
+use crate::notify::statement::{HoldDoc, LineDoc, NO_FX, StatementDoc};
+use crate::notify::templates::Language;
 
 /// (page, left, top, right, bottom, text) of every text the layout draws.
 fn text_boxes(layout: &Layout<'_>) -> Vec<(usize, f32, f32, f32, f32, String)> {
@@ -35,13 +37,21 @@ fn text_boxes(layout: &Layout<'_>) -> Vec<(usize, f32, f32, f32, f32, String)> {
 }
 
 fn long_statement(language: &str) -> StatementDoc {
+    let templates = Templates::load();
+    let label = |key: &str| templates.label(Language::from_code(language), key);
     let amount = "-123,456,789,012,345 KRW".to_owned();
-    let line = |category: &str, rate: &str| LineDoc {
+    // A late row: its booking says the month it was billed in, in the statement's language.
+    let late = label("booking_adjustment_billed").replace("{month}", "2026-09");
+    let fx = label("fx_rate_value")
+        .replace("{rate}", "1387.123456789012")
+        .replace("{period}", "2026-09");
+    let line = |category: &str, booking: &str, rate: &str, fx: &str| LineDoc {
         category: category.to_owned(),
-        booking_label: "Late revenue (adjustment) booked from 2026-09".to_owned(),
+        booking_label: booking.to_owned(),
         lines: 1_234_567,
-        revenue: "987,654,321,098,765.00 KRW".to_owned(),
+        revenue: "987,654,321,098,765.00 USD".to_owned(),
         rate_label: rate.to_owned(),
+        fx_label: fx.to_owned(),
         earning: "-123,456,789,012,345".to_owned(),
     };
     let hold = HoldDoc {
@@ -64,9 +74,10 @@ fn long_statement(language: &str) -> StatementDoc {
         period: "2026-10".into(),
         currency: "KRW".into(),
         lines: vec![
-            line("azure-consumption-reserved-instances-and-savings-plans-enterprise", "not incentivised"),
-            line("인센티브대상아님인센티브대상아님인센티브대상아님", "0.0312345678"),
-            line("m365", "not eligible"),
+            line("azure-consumption-reserved-instances-and-savings-plans-enterprise", &late, "not incentivised", NO_FX),
+            line("인센티브대상아님인센티브대상아님인센티브대상아님", &late, "0.0312345678", &fx),
+            line("azure-consumption-reserved-instances-and-savings-plans-enterprise-late", &late, "0.0312345678", &fx),
+            line("m365", &label("booking_earned"), "not eligible", NO_FX),
         ],
         earned: amount.clone(),
         adjustments: amount.clone(),
@@ -101,6 +112,13 @@ fn no_two_texts_of_a_statement_overlap_with_long_names_and_15_digit_amounts() {
                 let overlap = a.0 == b.0 && a.1 < b.3 && b.1 < a.3 && a.2 < b.4 && b.2 < a.4;
                 assert!(!overlap, "{language}: {a:?} overlaps {b:?}");
             }
+        }
+        // The rate and the FX rate are drawn whole, never rounded or cut between characters.
+        for exact in ["1387.123456789012", "0.0312345678"] {
+            assert!(
+                boxes.iter().any(|b| b.5 == exact),
+                "{language}: {exact} is not drawn in one piece"
+            );
         }
         // And the PDF is still written from it.
         let pdf = render_statement_pdf(&doc, &templates, &fonts).unwrap();
