@@ -170,16 +170,11 @@ pub async fn send(
     let mut senders: Vec<Sender> = (0..connections).map(|_| Sender::default()).collect();
     let mut summary = SendSummary::default();
     let deadline = tokio::time::Instant::now() + config.max_retry_wait;
-    let composer = Composer {
-        store,
-        renderer: &renderer,
-        from: &from,
-        reports_dir: &reports_dir,
-        claimer: &claimer,
-    };
-    let mut next = composer.claim_and_compose().await?;
     loop {
-        if next.is_empty() {
+        let batch = store
+            .claim_messages(&claimer, CLAIM_BATCH, CLAIM_TTL_MS)
+            .await?;
+        if batch.is_empty() {
             match store.next_retry_at().await? {
                 Some(at)
                     if tokio::time::Instant::now()
@@ -188,7 +183,6 @@ pub async fn send(
                 {
                     tokio::time::sleep(Duration::from_millis((at - store.now_ms()).max(0) as u64))
                         .await;
-                    next = composer.claim_and_compose().await?;
                     continue;
                 }
                 Some(_) => {
@@ -202,10 +196,10 @@ pub async fn send(
                 }
             }
         }
-        let current = std::mem::take(&mut next);
+        let composed = compose_all(store, &renderer, &from, &reports_dir, batch).await;
         let mut shares: Vec<Vec<(ClaimedMessage, Result<Message, ComposeError>)>> =
             (0..connections).map(|_| Vec::new()).collect();
-        for (index, item) in current.into_iter().enumerate() {
+        for (index, item) in composed.into_iter().enumerate() {
             shares[index % connections].push(item);
         }
         let mut running = JoinSet::new();
@@ -252,87 +246,23 @@ pub async fn send(
                 anyhow::Ok((sender, report))
             });
         }
-        // The next batch is claimed and composed while this one is delivered: composing (the
-        // statement's row, the filed PDF read and hashed, the MIME body) no longer waits for
-        // the slowest connection, nor the connections for composing.
-        let delivered = async {
-            let mut unavailable = None;
-            let mut reports = Vec::new();
-            while let Some(joined) = running.join_next().await {
-                let (sender, report) = joined??;
-                senders.push(sender);
-                if let Some(reason) = &report.unavailable {
-                    unavailable = Some(reason.clone());
-                }
-                reports.push(report);
-            }
-            anyhow::Ok((reports, unavailable))
-        };
-        let (delivered, prefetched) = tokio::join!(delivered, composer.claim_and_compose());
-        let (reports, unavailable) = match (delivered, prefetched) {
-            (Ok(delivered), Ok(prefetched)) => {
-                next = prefetched;
-                delivered
-            }
-            (Err(e), Ok(prefetched)) => {
-                composer.release(&prefetched).await?;
-                return Err(e);
-            }
-            (_, Err(e)) => return Err(e.into()),
-        };
-        for report in reports {
+        let mut unavailable = None;
+        while let Some(joined) = running.join_next().await {
+            let (sender, report) = joined??;
+            senders.push(sender);
             summary.sent += report.summary.sent;
             summary.failed += report.summary.failed;
             summary.retried += report.summary.retried;
+            if let Some(reason) = report.unavailable {
+                unavailable = Some(reason);
+            }
         }
         if let Some(reason) = unavailable {
-            // What was claimed ahead goes back to the queue untouched.
-            composer.release(&next).await?;
             let queued = store.count_outbox(OutboxStatus::Queued).await?;
             anyhow::bail!(
                 "mail server unavailable ({reason}); {queued} message(s) remain queued, nothing lost"
             );
         }
-    }
-}
-
-/// Claims the next batch of the outbox and composes it.
-struct Composer<'a> {
-    store: &'a Store,
-    renderer: &'a Arc<Renderer>,
-    from: &'a Mailbox,
-    reports_dir: &'a Arc<PathBuf>,
-    claimer: &'a str,
-}
-
-type Composed = Vec<(ClaimedMessage, Result<Message, ComposeError>)>;
-
-impl Composer<'_> {
-    async fn claim_and_compose(&self) -> crate::store::StoreResult<Composed> {
-        let batch = self
-            .store
-            .claim_messages(self.claimer, CLAIM_BATCH, CLAIM_TTL_MS)
-            .await?;
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(compose_all(
-            self.store,
-            self.renderer,
-            self.from,
-            self.reports_dir,
-            batch,
-        )
-        .await)
-    }
-
-    /// Gives claimed messages back to the queue, unattempted.
-    async fn release(&self, composed: &Composed) -> crate::store::StoreResult<()> {
-        let outcomes: Vec<(i64, DeliveryOutcome)> = composed
-            .iter()
-            .map(|(message, _)| (message.id, DeliveryOutcome::Release))
-            .collect();
-        self.store.record_deliveries(self.claimer, &outcomes).await
     }
 }
 
