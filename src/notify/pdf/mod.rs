@@ -237,10 +237,14 @@ impl<'f> Layout<'f> {
                     // Closing punctuation never starts a line (Japanese kinsoku): the characters
                     // before it move down with it, back to one that may start a line.
                     let mut moved = vec![ch];
+                    // Never more than fits one line: a run of such marks is broken anyway.
                     while NO_LINE_START.contains(moved[0]) && current.chars().count() > 1 {
-                        match current.pop() {
-                            Some(before) => moved.insert(0, before),
-                            None => break,
+                        let Some(before) = current.pop() else { break };
+                        moved.insert(0, before);
+                        let moved_text: String = moved.iter().collect();
+                        if self.width(&moved_text, size, bold) > max_width {
+                            current.push(moved.remove(0));
+                            break;
                         }
                     }
                     lines.push(std::mem::take(&mut current));
@@ -288,7 +292,8 @@ fn layout_statement<'f>(
         serde_json::to_string(doc).unwrap_or_default(),
         templates.label_text(language)
     );
-    let mut l = Layout::new(fonts.for_text(&all_text));
+    // Chosen on the text as drawn (composed), which is what the face must cover.
+    let mut l = Layout::new(fonts.for_text(&drawn(&all_text)));
 
     l.text(MARGIN, 20.0, true, Color::Accent, &label("title"));
     l.y += 18.0;

@@ -252,6 +252,13 @@ fn a_break_before_two_closing_marks_carries_back_to_a_letter() {
     let text = "契約を更新してください（パートナー ポータル）。「確認」！？".repeat(4);
     for width in (60..400).step_by(3) {
         let lines = layout.wrap(&text, 9.5, false, width as f32);
+        // A run of marks longer than a line is still broken within the width.
+        for line in layout.wrap(&"。".repeat(40), 9.5, false, width as f32) {
+            assert!(
+                layout.width(&line, 9.5, false) <= width as f32,
+                "{width}: {line}"
+            );
+        }
         for line in &lines {
             let first = line.chars().next().unwrap();
             assert!(!NO_LINE_START.contains(first), "{width}: {line}");
