@@ -50,6 +50,9 @@ async fn main() -> ExitCode {
     }
 }
 
+/// How long a command waits, at exit, for the store's connections to close.
+const STORE_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn execute(command: Command, settings: &Settings) -> anyhow::Result<String> {
     if let Command::Preview { period, out } = &command {
         // The one command without a store.
@@ -60,6 +63,16 @@ async fn execute(command: Command, settings: &Settings) -> anyhow::Result<String
     // Closing the connections checkpoints SQLite's write-ahead log into the database file and
     // removes it, so that after any command the file alone is the whole store (a backup that
     // copied only `payout.db` while the log held the last commits could not be opened).
-    store.close().await;
+    // Bounded: a task still holding a connection (a PostgreSQL server gone silent) must not
+    // keep the command from reporting its outcome.
+    if tokio::time::timeout(STORE_CLOSE_TIMEOUT, store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the store's connections did not close within {} s; exiting anyway",
+            STORE_CLOSE_TIMEOUT.as_secs()
+        );
+    }
     result
 }
