@@ -252,46 +252,43 @@ impl StatementDoc {
                         problem,
                     }
                 })?;
-                Ok((line, fx_label))
+                Ok(LineDoc {
+                    category: line.product_category.clone(),
+                    booking_label: match (line.booking(), &line.billing_month) {
+                        // Late lines say the month they were billed in (issue 14).
+                        (Some(Booking::Adjustment), Some(month)) => {
+                            label("booking_adjustment_billed").replace("{month}", month)
+                        }
+                        (Some(Booking::Adjustment), None) => label("booking_adjustment"),
+                        (Some(Booking::Earned) | None, _) => label("booking_earned"),
+                    },
+                    fx_label,
+                    lines: line.lines,
+                    revenue: display_money(
+                        &Currency::parse(&line.line_currency)
+                            .and_then(|c| c.minor_units().ok())
+                            .map_or_else(
+                                || line.revenue.clone(),
+                                |minor| trim_to_minor(&line.revenue, minor),
+                            ),
+                        &line.line_currency,
+                    ),
+                    rate_label: line.rate.clone().unwrap_or_else(|| {
+                        // An ineligible partner's lines earn nothing because of eligibility, not
+                        // because their category has no rate.
+                        label(if eligible {
+                            "no_rate"
+                        } else {
+                            "not_eligible_rate"
+                        })
+                    }),
+                    earning: group_thousands(
+                        &Money::round_exact_text(&line.earning, payout_currency)
+                            .map_or_else(|| line.earning.clone(), |shown| shown.to_string()),
+                    ),
+                })
             })
-            .collect::<Result<Vec<_>, StatementDocError>>()?
-            .into_iter()
-            .map(|(line, fx_label)| LineDoc {
-                category: line.product_category.clone(),
-                booking_label: match (line.booking(), &line.billing_month) {
-                    // Late lines say the month they were billed in (issue 14).
-                    (Some(Booking::Adjustment), Some(month)) => {
-                        label("booking_adjustment_billed").replace("{month}", month)
-                    }
-                    (Some(Booking::Adjustment), None) => label("booking_adjustment"),
-                    (Some(Booking::Earned) | None, _) => label("booking_earned"),
-                },
-                fx_label,
-                lines: line.lines,
-                revenue: display_money(
-                    &Currency::parse(&line.line_currency)
-                        .and_then(|c| c.minor_units().ok())
-                        .map_or_else(
-                            || line.revenue.clone(),
-                            |minor| trim_to_minor(&line.revenue, minor),
-                        ),
-                    &line.line_currency,
-                ),
-                rate_label: line.rate.clone().unwrap_or_else(|| {
-                    // An ineligible partner's lines earn nothing because of eligibility, not
-                    // because their category has no rate.
-                    label(if eligible {
-                        "no_rate"
-                    } else {
-                        "not_eligible_rate"
-                    })
-                }),
-                earning: group_thousands(
-                    &Money::round_exact_text(&line.earning, payout_currency)
-                        .map_or_else(|| line.earning.clone(), |shown| shown.to_string()),
-                ),
-            })
-            .collect();
+            .collect::<Result<Vec<_>, StatementDocError>>()?;
         let money = |text: &str| display_money(text, currency);
         let issuer = record.issuer.clone().unwrap_or_default();
         Ok(Self {
